@@ -1,0 +1,1 @@
+"""Checkpoint key maps and loaders for every layout talkverse reads."""

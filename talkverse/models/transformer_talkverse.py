@@ -161,6 +161,18 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
         self.gradient_checkpointing = False
         self._rope_cache: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    @torch.no_grad()
+    def init_s2v_module(self, name: str) -> None:
+        """Spec initialisation of one S2V module (architecture.md §7): PyTorch defaults for Linear/Conv/AdaLN,
+        RMSNorm weight 1, ``trainable_cond_mask`` N(0, 1), ``padding_tokens`` 0, layer-mix ``weights`` 0.01."""
+        module = getattr(self, name)
+        for m in module.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        if name == "casual_audio_encoder":
+            module.weights.fill_(0.01)
+            module.encoder.padding_tokens.zero_()
+
     # ------------------------------------------------------------------ geometry helpers (no tensors involved)
     def token_counts(self, num_latent_frames: int, height: int, width: int, with_motion: bool) -> tuple[int, int, int]:
         """(noisy, reference, motion) token counts for a latent clip of F x h x w."""

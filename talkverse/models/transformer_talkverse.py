@@ -161,6 +161,26 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
         self.gradient_checkpointing = False
         self._rope_cache: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    @classmethod
+    def from_wan(
+        cls,
+        base: str,
+        talkverse_ckpt: str | None = None,
+        config: str | dict = "s2v_5b",
+        torch_dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        merge_lora: bool = True,
+        lora_alpha: float | None = None,
+    ) -> "TalkVerseTransformer3DModel":
+        """Load from a Wan2.2-TI2V-5B base (original dir or Diffusers layout) plus an optional TalkVerse file.
+
+        See :func:`talkverse.convert.load_transformer.load_transformer`.
+        """
+        from ..convert.load_transformer import load_transformer
+
+        return load_transformer(base, talkverse_ckpt, config=config, torch_dtype=torch_dtype, device=device,
+                                merge_lora=merge_lora, lora_alpha=lora_alpha)
+
     @torch.no_grad()
     def init_s2v_module(self, name: str) -> None:
         """Spec initialisation of one S2V module (architecture.md §7): PyTorch defaults for Linear/Conv/AdaLN,

@@ -1,0 +1,48 @@
+"""Numeric parity with the reference fixtures (../shared/reference/parity); skipped only where they are absent."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from talkverse.parity import run_suites
+
+from conftest import REPO
+
+
+@pytest.mark.parametrize("suite", ["dit", "lora"])
+def test_parity_suite(parity_dir, suite):
+    results = list(run_suites(parity_dir, [suite]))
+    assert results, f"no {suite} case found in {parity_dir}"
+    failures = [(r.name, r.error, [(n, e, t) for n, e, t in r.details if e > t]) for r in results if not r.passed]
+    assert not failures, failures
+
+
+def test_dit_suite_compares_every_intermediate(parity_dir):
+    """Each case's every stored out./mid. tensor is compared (no silently skipped fixture tensor)."""
+    from safetensors import safe_open
+
+    for res in run_suites(parity_dir, ["dit"]):
+        name = res.name.split("/", 1)[1]
+        with safe_open(str(parity_dir / "dit_tiny" / f"case_{name}.safetensors"), "pt") as f:
+            stored = {k for k in f.keys() if k.startswith(("out.", "mid."))}
+        compared = {n for n, _, _ in res.details}
+        assert stored <= compared, stored - compared
+
+
+def test_check_parity_cli(parity_dir, tmp_path):
+    script = REPO / "scripts" / "check_parity.py"
+    ok = subprocess.run([sys.executable, str(script), "--fixtures", str(parity_dir), "--only", "dit,lora"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    lines = [ln for ln in ok.stdout.splitlines() if ln.startswith(("dit/", "lora/"))]
+    import json
+
+    n_cases = len(list((parity_dir / "dit_tiny").glob("case_*.safetensors")))
+    n_cases += len(json.loads((parity_dir / "lora" / "manifest.json").read_text()).get("alphas", [8]))
+    assert len(lines) == n_cases and all(ln.split()[-1] == "PASS" for ln in lines)
+    empty = subprocess.run([sys.executable, str(script), "--fixtures", str(tmp_path), "--only", "dit,lora"],
+                           capture_output=True, text=True)
+    assert empty.returncode != 0 and "no parity case" in empty.stderr

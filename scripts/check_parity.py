@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fixtures", required=True, type=Path, help="parity fixtures folder (e.g. ../shared/reference/parity)")
     p.add_argument("--only", default=None,
-                   help="comma-separated suites to run (default: all known). Known: dit, lora")
+                   help="comma-separated suites to run (default: all known), e.g. dit,lora")
     p.add_argument("-v", "--verbose", action="store_true", help="print every compared tensor with its error and bar")
     args = p.parse_args(argv)
     if not args.fixtures.is_dir():

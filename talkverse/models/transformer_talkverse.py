@@ -256,14 +256,12 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
     ) -> torch.Tensor:
         """[patch(noisy) | patch(ref) | FramePack(motion)] + role embedding -> [B, L, D]."""
         dtype = self.patch_embedding.weight.dtype
-        parts = [self.patch_embedding(latents.to(dtype)).flatten(2).transpose(1, 2),
-                 self.patch_embedding(ref_latents.to(dtype)).flatten(2).transpose(1, 2)]
+        role = self.trainable_cond_mask.weight.to(dtype)  # [3, D]: rows noisy, reference, motion
+        parts = [self.patch_embedding(latents.to(dtype)).flatten(2).transpose(1, 2) + role[ROLE_NOISY],
+                 self.patch_embedding(ref_latents.to(dtype)).flatten(2).transpose(1, 2) + role[ROLE_REF]]
         if motion_latents is not None:
-            parts.append(self.frame_packer(motion_latents).to(dtype))
-        tokens = torch.cat(parts, dim=1)
-        f, h, w = latents.shape[2:]
-        roles = self.token_roles(f, h, w, motion_latents is not None).to(tokens.device)
-        return (tokens + self.trainable_cond_mask(roles).to(dtype)).contiguous()
+            parts.append(self.frame_packer(motion_latents).to(dtype) + role[ROLE_MOTION])
+        return torch.cat(parts, dim=1)
 
     def _run_block(self, i: int, hidden_states, context, temb, rotary_emb, split, audio_local, audio_global):
         """Block i followed by its audio injector, if any (one unit for activation checkpointing)."""

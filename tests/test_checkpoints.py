@@ -259,3 +259,20 @@ def test_cond_mask_without_framepack_row_is_expanded(tmp_path, models, original_
         model = load_transformer(original_base, p, config=tiny_config())
     w = model.trainable_cond_mask.weight
     assert torch.equal(w[2], w[1]) and "duplicating the last" in caplog.text
+
+
+def test_inspect_ckpt_script(tmp_path, models, original_base):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    base, trained = models
+    tv = write_talkverse(trained, tmp_path / "tv.safetensors", make_lora(base, RANK), prefix="model.")
+    script = [sys.executable, str(REPO / "scripts" / "inspect_ckpt.py"), "--config", "s2v_tiny"]
+    ok = subprocess.run(script + [str(tv)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "LoRA: 32 pairs, rank(s) {4: 32}" in ok.stdout and "key prefix: 'model.'" in ok.stdout
+    bad = subprocess.run(script + [str(original_base / "diffusion_pytorch_model-00001-of-00003.safetensors")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "NOT a complete TalkVerse checkpoint" in bad.stdout

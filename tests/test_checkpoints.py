@@ -261,6 +261,7 @@ def test_cond_mask_without_framepack_row_is_expanded(tmp_path, models, original_
     assert torch.equal(w[2], w[1]) and "duplicating the last" in caplog.text
 
 
+@pytest.mark.slow
 def test_inspect_ckpt_script(tmp_path, models, original_base):
     import subprocess
     import sys

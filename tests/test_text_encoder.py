@@ -202,3 +202,11 @@ def test_from_diffusers(tiny_model, tokenizer_dir, tmp_path):
     ctx = te.encode(["a cat"])
     ref = TextEncoder(tiny_model, load_tokenizer(tokenizer_dir), text_len=8).encode(["a cat"])
     assert torch.equal(ctx[0], ref[0])
+
+
+def test_t5_parity_suite(parity_dir):
+    from talkverse.parity import run_suites
+
+    results = list(run_suites(parity_dir, ["t5"]))
+    assert len(results) == 2
+    assert all(r.passed for r in results), [r.line() for r in results if not r.passed]

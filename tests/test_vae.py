@@ -173,13 +173,13 @@ def test_encode_decode_shapes_and_clamp(tiny_vae):
 # ----------------------------------------------------------------------------------------------- streaming
 def test_streaming_decode_equals_one_shot(tiny_vae):
     torch.manual_seed(1)
-    clips = [torch.randn(1, 48, 3, 2, 2) for _ in range(4)]
+    clips = [torch.randn(1, 48, 2, 2, 2) for _ in range(4)]
     one_shot = tiny_vae.decode(torch.cat(clips, dim=2))
     dec = tiny_vae.streaming_decoder()
     outs = [dec.decode(c) for c in clips]
-    assert [o.shape[2] for o in outs] == [9, 12, 12, 12]
+    assert [o.shape[2] for o in outs] == [5, 8, 8, 8]
     streamed = torch.cat(outs, dim=2)
-    assert streamed.shape == one_shot.shape == (1, 3, 45, 32, 32)
+    assert streamed.shape == one_shot.shape == (1, 3, 29, 32, 32)
     assert (streamed - one_shot).abs().max().item() <= 1e-5
     frames = torch.cat(list(tiny_vae.decode_stream(iter(clips))), dim=2)
     assert (frames - one_shot).abs().max().item() <= 1e-5
@@ -226,7 +226,7 @@ def peak_kib():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 lat, hw, keep_frames = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
-c = vae_config(); c.update(base_dim=8, decoder_base_dim=12)
+c = vae_config(); c.update(base_dim=4, decoder_base_dim=4)  # small activations next to the frames
 torch.manual_seed(0)
 dec = TalkVerseVAE.from_config(c).streaming_decoder()
 g = torch.Generator().manual_seed(1)
@@ -249,11 +249,14 @@ def _within_bar(one: int, four: int) -> bool:
 
 
 def test_streaming_decode_peak_memory_flat():
-    """Fresh processes stream 4 clips of 10 latent frames at 64x64 and record the peak-RSS growth after clip 1 and
-    after clip 4. Streaming stays within 1.2x of one clip; a control run that keeps every decoded frame (~8 MB)
+    """Fresh processes stream 4 clips of 20 latent frames at 64x64 and record the peak-RSS growth after clip 1 and
+    after clip 4. Streaming stays within 1.2x of one clip; a control run that keeps every decoded frame (~16 MB)
     must break that bar, which shows the probe would see accumulation."""
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    procs = {keep: subprocess.Popen([sys.executable, "-c", _PROBE, "10", "64", keep], env=env, cwd=REPO,
+    # A fixed mmap threshold makes glibc return freed large blocks, so RSS follows the live tensors instead of
+    # heap fragmentation (with the dynamic threshold the streaming run's RSS drifts up by allocator noise).
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    procs = {keep: subprocess.Popen([sys.executable, "-c", _PROBE, "20", "64", keep], env=env, cwd=REPO,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for keep in "01"}
     marks = {}
     for keep, p in procs.items():
@@ -262,3 +265,11 @@ def test_streaming_decode_peak_memory_flat():
         marks[keep] = tuple(int(m) for m in out.split())
     assert _within_bar(*marks["0"]), marks
     assert not _within_bar(*marks["1"]), marks
+
+
+def test_vae_parity_suite(parity_dir):
+    from talkverse.parity import run_suites
+
+    results = list(run_suites(parity_dir, ["vae"]))
+    assert len(results) >= 7
+    assert all(r.passed for r in results), [r.line() for r in results if not r.passed]

@@ -157,8 +157,12 @@ def test_normalisation_forms(tiny_vae):
     assert torch.equal(tiny_vae.denormalize(z), z / inv_std + mean)
     mu = torch.randn(2, 48, 3, 2, 2)
     assert torch.equal(tiny_vae.normalize(mu), (mu - mean) * inv_std)
-    # bf16 weights keep fp32 constants
-    assert tiny_vae.latents_inv_std.dtype == torch.float32
+    # casting the module keeps the fp32 constants
+    import copy
+
+    bf16 = copy.deepcopy(tiny_vae).to(torch.bfloat16)
+    assert bf16.dtype == torch.bfloat16 and bf16.latents_inv_std.dtype == torch.float32
+    assert torch.equal(bf16.latents_inv_std, inv_std)
 
 
 def test_encode_decode_shapes_and_clamp(tiny_vae):

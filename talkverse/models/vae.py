@@ -54,10 +54,9 @@ class TalkVerseVAE(torch.nn.Module):
             raise ValueError("the VAE config needs latents_mean / latents_std with z_dim values each")
         shape = (1, cfg.z_dim, 1, 1, 1)
         std = torch.tensor(cfg.latents_std, dtype=torch.float32)
-        # fp32 constants, kept out of the state dict so .to(dtype) never rounds them.
-        self.register_buffer("latents_mean", torch.tensor(cfg.latents_mean, dtype=torch.float32).view(shape),
-                             persistent=False)
-        self.register_buffer("latents_inv_std", (1.0 / std).view(shape), persistent=False)
+        # fp32 constants as plain attributes (not buffers), so module.to(dtype) never rounds them.
+        self.latents_mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(shape)
+        self.latents_inv_std = (1.0 / std).view(shape)
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -1,0 +1,1 @@
+"""Pipelines and their sampling schedule (``scheduling``)."""

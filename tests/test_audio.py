@@ -237,14 +237,14 @@ def test_bucket_explicit_columns_and_clip_slices():
 
 
 # -------------------------------------------------------------------------------------------- wav2vec2 model
-def tiny_model(layers: int = 2):
+def tiny_model(layers: int = 2, stable: bool = True, norm: str = "layer"):
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     torch.manual_seed(0)
     cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=32,
                          conv_dim=(8,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, do_stable_layer_norm=True,
-                         feat_extract_norm="layer", conv_bias=True, vocab_size=8)
+                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, do_stable_layer_norm=stable,
+                         feat_extract_norm=norm, conv_bias=True, vocab_size=8)
     model = Wav2Vec2Model(cfg).eval()
     with torch.no_grad():  # make the final LayerNorm visibly non-trivial
         model.encoder.layer_norm.weight.uniform_(0.5, 1.5)
@@ -270,22 +270,29 @@ def test_last_hidden_state_fix():
     torch.testing.assert_close(fixed_hidden_states(out)[:, 0], hs, rtol=0, atol=0)
 
 
-def test_chunked_features_close_to_one_pass():
-    """Chunks of 2 s with 2 s of context on each side. The conv front end (entry 0) matches to float rounding;
-    the encoder layers differ a little everywhere (global self-attention sees a different context), so chunking
-    is an approximation for very long inputs, not an exact rewrite."""
-    fx = tiny_model()
-    w = np.random.default_rng(1).standard_normal(9 * SR).astype(np.float32)
+@pytest.mark.parametrize("stable", [True, False])
+def test_layerwise_features_equal_one_pass(stable):
+    """The memory-bounded path (front end in frame-aligned chunks of 0.5 s, encoder layer by layer, states decimated
+    as they appear) equals the model's own one-pass forward + decimation, for both encoder variants."""
+    fx = tiny_model(layers=3, stable=stable)
+    w = np.random.default_rng(1).standard_normal(int(4.3 * SR)).astype(np.float32)
     iv = fx.normalize(w)
-    one = fx.hidden_states(iv)
-    ch = fx.hidden_states(iv, chunk_seconds=2.0, overlap_seconds=2.0)
-    assert ch.shape == one.shape
-    torch.testing.assert_close(ch[0], one[0], rtol=1e-4, atol=1e-5)
-    rel = ((ch - one).norm() / one.norm()).item()
-    assert rel < 0.1, rel
-    # short inputs (within one chunk plus overlaps) take the one-pass path exactly
-    torch.testing.assert_close(fx.hidden_states(iv[:5 * SR], chunk_seconds=2.0), fx.hidden_states(iv[:5 * SR]),
-                               rtol=0, atol=0)
+    one = decimate_25fps(fx.hidden_states(iv))
+    for chunk in (0.5, 1.0, 100.0):
+        lw = fx.layerwise_features_25fps(iv, chunk_seconds=chunk)
+        assert lw.shape == one.shape
+        torch.testing.assert_close(lw, one, rtol=1e-3, atol=2e-5)  # elementwise: float rounding of the convs
+        for layer in range(lw.shape[0]):  # per state, relative to its norm: the issue's bar is 1e-4
+            assert ((lw[layer] - one[layer]).norm() / one[layer].norm()).item() < 1e-5
+    torch.testing.assert_close(fx.features_25fps(w), one, rtol=1e-3, atol=2e-5)
+
+
+def test_layerwise_groupnorm_front_end_runs_in_one_piece():
+    """A GroupNorm front end normalises over time, so chunking it would change the result; it must not be chunked."""
+    fx = tiny_model(layers=2, stable=False, norm="group")
+    iv = fx.normalize(np.random.default_rng(2).standard_normal(3 * SR).astype(np.float32))
+    lw, one = fx.layerwise_features_25fps(iv, chunk_seconds=0.5), decimate_25fps(fx.hidden_states(iv))
+    assert ((lw - one).norm() / one.norm()).item() < 1e-6
 
 
 def test_features_call_shapes():

@@ -4,23 +4,27 @@ All L+1 hidden states of ``Wav2Vec2Model`` (fp32, eval, ``output_hidden_states=T
 transformers >= 5 fix: the last entry is ``last_hidden_state`` (= ``encoder.layer_norm`` of the raw last-layer output),
 which is what transformers 4.49-4.51.3 (the reference's pin) returned as the last hidden state.
 
-Memory (measured on CPU, fp32, sdpa, a random full-size xlsr-53 config): peak grows ~22 MB per second of audio
-(0.20 GB at 10 s, 0.65 GB at 30 s, 1.33 GB at 60 s), so one pass over 10 min needs ~13 GB (the 25 stacked states alone
-are 3.1 GB). Chunking bounds the model's share; it is an approximation, not exact: the conv front end (entry 0) matches
-one pass to float rounding, but every encoder layer sees a different attention context, so the chunked states differ
-everywhere (not only near chunk borders): 1-3 % relative on the random tiny fixture model with 2-4 s overlap.
-Use one pass (the default) whenever it fits.
+Long audio. ``model(..., output_hidden_states=True)`` over 10 min of speech needs ~13 GB on CPU (measured: peak grows
+~22 MB per second of audio): the conv front end's first layer alone is [512, 1.9 M] fp32 per copy, and all 25 states
+are kept at 50 Hz, then stacked (a second copy). Chunking the whole model is not an option: every encoder layer
+attends globally, so chunked states differ from one pass everywhere (1-3 % measured with 2-4 s overlap).
+``features_25fps`` therefore runs the *same* computation layer by layer (``layerwise_features_25fps``):
+  * the conv front end + feature projection (local: receptive field 400 samples, hop 320, per-frame LayerNorms) in
+    frame-aligned chunks, which equals one pass up to float rounding;
+  * the positional conv and every encoder layer over the whole sequence at once (exact global attention);
+  * each state decimated to 25 fps as soon as it exists, written into one preallocated [L+1, T25, C] tensor.
+Peak memory is then the model + the 25 fps states + one layer's activations: see ``benchmarks/bench_audio_memory.py``
+and docs/encoders.md for the measurement at 10 minutes.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .bucketing import HOP, RECEPTIVE_FIELD, bucket_clips, decimate_25fps, num_frames_50hz
+from .bucketing import HOP, RECEPTIVE_FIELD, bucket_clips
 from .io import SAMPLE_RATE
 
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP  # 50
@@ -98,42 +102,77 @@ class Wav2Vec2Features:
         """What transformers >= 5 returns without the fix (last entry = raw last-layer output). For tests only."""
         return torch.cat(self._forward(input_values).hidden_states).float().cpu()
 
-    def hidden_states(self, input_values: torch.Tensor, chunk_seconds: float | None = None,
-                      overlap_seconds: float = 2.0) -> torch.Tensor:
-        """[L+1, T50, C] fp32 on CPU. One forward over the whole input, or overlapping chunks if ``chunk_seconds``."""
-        n = input_values.shape[-1]
-        if chunk_seconds is None or n <= int(chunk_seconds * SAMPLE_RATE) + 2 * int(overlap_seconds * SAMPLE_RATE):
-            return fixed_hidden_states(self._forward(input_values))[:, 0].float().cpu()
-        return self._chunked(input_values, chunk_seconds, overlap_seconds)
+    def hidden_states(self, input_values: torch.Tensor) -> torch.Tensor:
+        """[L+1, T50, C] fp32 on CPU: the model's own forward over the whole input (reference semantics)."""
+        return fixed_hidden_states(self._forward(input_values))[:, 0].float().cpu()
 
-    def _chunked(self, input_values: torch.Tensor, chunk_seconds: float, overlap_seconds: float) -> torch.Tensor:
-        """Frame-aligned chunks: each computes its core frames [f0, f1) with ``overlap`` frames of context on both
-        sides (cut at the file's ends), and keeps only the core. Samples of frame f: [320 f, 320 f + 400)."""
+    def _conv_geometry(self) -> tuple[int, int]:
+        """(receptive field, hop) in samples of the conv front end, from the config (400, 320 for wav2vec2)."""
+        rf, hop = 1, 1
+        for k, s in zip(reversed(self.model.config.conv_kernel), reversed(self.model.config.conv_stride)):
+            rf = (rf - 1) * s + k
+        for s in self.model.config.conv_stride:
+            hop *= s
+        return rf, hop
+
+    @torch.no_grad()
+    def _projected_features(self, input_values: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+        """Conv front end + feature projection -> [1, T50, C] on the model's device.
+
+        With per-frame normalisation (``feat_extract_norm="layer"``, as in xlsr-53) every output frame f depends only
+        on samples [hop f, hop f + rf), so frame-aligned chunks reproduce one pass. GroupNorm front ends
+        (``"group"``, wav2vec2-base) normalise over time and run in one piece."""
+        model = self.model
+        rf, hop = self._conv_geometry()
         n = input_values.shape[-1]
-        total = num_frames_50hz(n)
-        core = max(1, int(round(chunk_seconds * FRAMES_PER_SECOND)))
-        ov = int(math.ceil(overlap_seconds * FRAMES_PER_SECOND))
+        total = (n - rf) // hop + 1
+        if model.config.feat_extract_norm != "layer" or chunk_frames >= total:
+            # whole input, trailing samples included (a GroupNorm's statistics see them)
+            ext = model.feature_extractor(input_values[None].to(self.device)).transpose(1, 2)
+            return model.feature_projection(ext)[0]
         pieces = []
-        for f0 in range(0, total, core):
-            f1 = min(total, f0 + core)
-            c0, c1 = max(0, f0 - ov), min(total, f1 + ov)
-            seg = input_values[c0 * HOP:(c1 - 1) * HOP + RECEPTIVE_FIELD]
-            hs = fixed_hidden_states(self._forward(seg))[:, 0]
-            assert hs.shape[1] == c1 - c0, (hs.shape, c0, c1)
-            pieces.append(hs[:, f0 - c0:f1 - c0].float().cpu())
+        for f0 in range(0, total, chunk_frames):
+            f1 = min(total, f0 + chunk_frames)
+            seg = input_values[f0 * hop:(f1 - 1) * hop + rf].to(self.device)
+            ext = model.feature_extractor(seg[None]).transpose(1, 2)
+            proj, _ = model.feature_projection(ext)
+            pieces.append(proj)
         return torch.cat(pieces, dim=1)
 
-    # -- whole path ---------------------------------------------------------------------------------------------
-    def features_25fps(self, waveform: np.ndarray, chunk_seconds: float | None = None,
-                       overlap_seconds: float = 2.0) -> torch.Tensor:
-        """[L+1, ceil(T50/2), C] fp32."""
-        iv = self.normalize(waveform)
-        return decimate_25fps(self.hidden_states(iv, chunk_seconds, overlap_seconds))
+    @torch.no_grad()
+    def layerwise_features_25fps(self, input_values: torch.Tensor, chunk_seconds: float = 30.0) -> torch.Tensor:
+        """[L+1, ceil(T50/2), C] fp32 on CPU; equal to ``decimate_25fps(hidden_states(x))`` at a fraction of the
+        memory (module docstring). ``chunk_seconds`` only sizes the conv front-end chunks; it does not change the
+        result beyond float rounding."""
+        if input_values.shape[-1] < RECEPTIVE_FIELD:
+            raise ValueError(f"audio too short for wav2vec2: {input_values.shape[-1]} samples < {RECEPTIVE_FIELD}")
+        model, cfg = self.model, self.model.config
+        if cfg.add_adapter:
+            raise NotImplementedError("wav2vec2 models with an adapter are not supported")
+        h = self._projected_features(input_values, max(1, int(chunk_seconds * FRAMES_PER_SECOND)))
+        enc = model.encoder
+        h = h + enc.pos_conv_embed(h)
+        if not cfg.do_stable_layer_norm:  # post-LN encoder: LayerNorm before the layers, none after
+            h = enc.layer_norm(h)
+        h = enc.dropout(h)
+        num_layers = len(enc.layers)
+        out = torch.empty(num_layers + 1, (h.shape[1] + 1) // 2, h.shape[2], dtype=torch.float32)
+        out[0] = h[0, ::2]
+        for i, layer in enumerate(enc.layers):
+            h = layer(h, attention_mask=None)
+            if i == num_layers - 1 and cfg.do_stable_layer_norm:
+                h = enc.layer_norm(h)  # the final-LN fix: last entry = last_hidden_state
+            out[i + 1] = h[0, ::2]
+        return out
 
-    def __call__(self, waveform: np.ndarray, frames_per_clip: int, num_clips: int | None = None,
-                 chunk_seconds: float | None = None) -> torch.Tensor:
+    # -- whole path ---------------------------------------------------------------------------------------------
+    def features_25fps(self, waveform: np.ndarray) -> torch.Tensor:
+        """[L+1, ceil(T50/2), C] fp32 (layer-wise, memory-bounded; equal to the one-pass model forward)."""
+        return self.layerwise_features_25fps(self.normalize(waveform))
+
+    def __call__(self, waveform: np.ndarray, frames_per_clip: int, num_clips: int | None = None) -> torch.Tensor:
         """[1, L+1, C, num_clips * frames_per_clip] fp32 (``num_clips`` defaults to the reference's floor(A/N)+1)."""
-        return bucket_clips(self.features_25fps(waveform, chunk_seconds), frames_per_clip, num_clips)
+        return bucket_clips(self.features_25fps(waveform), frames_per_clip, num_clips)
 
 
 AudioFeatureExtractor = Wav2Vec2Features

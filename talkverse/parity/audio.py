@@ -37,6 +37,9 @@ def run_case(folder: Path, name: str, features: Wav2Vec2Features) -> CaseResult:
         res.check("hidden_states_50hz", hs, exp["hidden_states_50hz"], tol)
         feat = decimate_25fps(hs)
         res.check("feat_25fps", feat, exp["feat_25fps"], tol)
+        # the memory-bounded path the pipeline uses (front end in 1 s chunks, encoder layer by layer)
+        res.check("feat_25fps_layerwise", features.layerwise_features_25fps(iv, chunk_seconds=1.0),
+                  exp["feat_25fps"], tol)
         for n in _frames_per_clip(exp):
             clips = reference_num_clips(feat.shape[1], n)
             res.check_exact(f"num_repeat_f{n}", torch.tensor(clips), exp[f"num_repeat_f{n}"])

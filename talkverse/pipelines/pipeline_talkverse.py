@@ -29,7 +29,7 @@ from ..audio.bucketing import bucket_columns
 from ..models.text_encoder import TextEncoder, pad_context
 from ..models.vae import TalkVerseVAE
 from .scheduling import dub_schedule, make_scheduler, set_schedule
-from .timeline import (MOTION_FRAMES, MOTION_LATENTS, SAMPLES_PER_FRAME, ClipPlan, check_infer_frames,
+from .timeline import (MOTION_FRAMES, MOTION_LATENTS, SAMPLES_PER_FRAME, ClipPlan, audio_frames, check_infer_frames,
                        clip_output_range, plan_clips, video_lead_frames)
 
 DEFAULT_PROMPT = "A person is speaking to the camera."
@@ -165,7 +165,7 @@ class TalkVersePipeline(DiffusionPipeline):
     @torch.no_grad()
     def denoise_clip(self, latents: torch.Tensor, inputs: ClipInputs, clip: int, motion_latents: torch.Tensor | None,
                      num_inference_steps: int, shift: float, guidance_scale: float, cfg_batch: bool = True,
-                     dub_strength: float | None = None, step_callback: Callable[[int, dict], None] | None = None,
+                     dub_strength: float | None = None, solver: str = "unipc", step_callback: Callable[[int, dict], None] | None = None,
                      progress: bool = True) -> torch.Tensor:
         """Sample one clip from ``latents`` [1, 48, F_lat, h, w] (noise, or the dubbing init). Returns fp32 latents.
 
@@ -188,7 +188,7 @@ class TalkVersePipeline(DiffusionPipeline):
         else:
             emb_c = tr.encode_audio(audio)
 
-        scheduler = make_scheduler(shift)
+        scheduler = make_scheduler(shift, solver)
         if dub_strength is None:
             timesteps = set_schedule(scheduler, num_inference_steps, device=dev)
         else:  # truncated table, started at its first kept index (set_begin_index inside)
@@ -241,8 +241,8 @@ class TalkVersePipeline(DiffusionPipeline):
     def iter_clips(self, inputs: ClipInputs, seed: int, num_inference_steps: int = 50, shift: float = 5.0,
                    guidance_scale: float = 6.5, start_from_ref: bool = False, first_clip_motion: str = "drop",
                    cfg_batch: bool = True, noise: list[torch.Tensor] | None = None, dub=None,
-                   trace: Callable[[str, int, dict], None] | None = None, progress: bool = True
-                   ) -> Iterator[torch.Tensor]:
+                   trace: Callable[[str, int, dict], None] | None = None, progress: bool = True,
+                   solver: str = "unipc") -> Iterator[torch.Tensor]:
         """Run the clip loop; yields each clip's kept frames [3, n, H, W] as soon as it is decoded.
 
         The motion context is a 73-frame float pixel buffer (zeros = mid-grey at first), re-encoded into 19 latents
@@ -281,7 +281,7 @@ class TalkVersePipeline(DiffusionPipeline):
             step_cb = (lambda i, d, r=r: trace("step", r, {"i": i, **d})) if trace is not None else None
             latents = self.denoise_clip(x, inputs, r, motion, num_inference_steps, shift, guidance_scale,
                                         cfg_batch=cfg_batch, dub_strength=None if dub is None else dub.strength,
-                                        step_callback=step_cb,
+                                        solver=solver, step_callback=step_cb,
                                         progress=progress)
             if trace is not None:
                 trace("latents", r, {"latents": latents})
@@ -343,7 +343,7 @@ class TalkVersePipeline(DiffusionPipeline):
                  output_path: str | Path | None = None, output_type: str = "mp4", size_bucket: str = "fasttalk-720",
                  size: tuple[int, int] | str | None = None, infer_frames: int = 120, num_clips: int | None = None,
                  num_inference_steps: int = 50, shift: float = 5.0, guidance_scale: float = 6.5,
-                 seed: int | None = None, sync_shift_frames: int | str = "auto", image_fit: str = "cover",
+                 solver: str = "unipc", seed: int | None = None, sync_shift_frames: int | str = "auto", image_fit: str = "cover",
                  start_from_ref: bool = False, first_clip_motion: str = "drop", cfg_batch: bool = True,
                  dub_video: str | Path | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
                  crf: int = 10, audio_bitrate: str = "192k", rounding: str = "nearest",
@@ -380,7 +380,7 @@ class TalkVersePipeline(DiffusionPipeline):
                 inputs.ref_latents = self.encode_video(dub.frame_tensor(0))
         t_prep = time.perf_counter() - t0
         frames_iter = self.iter_clips(inputs, seed, num_inference_steps, shift, guidance_scale, start_from_ref,
-                                      first_clip_motion, cfg_batch, dub=dub, progress=progress)
+                                      first_clip_motion, cfg_batch, dub=dub, progress=progress, solver=solver)
         out_frames = None
         path = None
         if output_type == "mp4":
@@ -388,22 +388,22 @@ class TalkVersePipeline(DiffusionPipeline):
                 raise ValueError("output_path is required for output_type='mp4'")
             meta = {"comment": f"talkverse seed={seed} steps={num_inference_steps} shift={shift} "
                                f"guide={guidance_scale} frames={infer_frames}"}
-            audio_limit = None if plan.output_frames >= plan.produced_frames or num_clips is None \
-                else plan.output_frames / 25.0
+            # A capped clip count ends the video before the audio: cut the audio there too.
+            capped = plan.output_frames < audio_frames(plan.audio_samples)
             with VideoWriter(output_path, fps=25, crf=crf, audio=audio, audio_bitrate=audio_bitrate,
                              max_frames=plan.output_frames, rounding=rounding, metadata=meta,
-                             **({"max_audio_seconds": audio_limit} if audio_limit is not None else {})) as writer:
+                             max_audio_seconds=plan.output_frames / 25.0 if capped else None) as writer:
                 for frames in frames_iter:
                     writer.write(frames)
             path = Path(output_path)
         elif output_type == "np":
-            from ..video.writer import to_uint8
+            from ..video.writer import frames_to_uint8
 
             chunks, n = [], 0
             for frames in frames_iter:
                 take = min(frames.shape[1], plan.output_frames - n)
                 if take > 0:
-                    chunks.append(to_uint8(frames[:, :take], rounding))
+                    chunks.append(frames_to_uint8(frames[:, :take].permute(1, 2, 3, 0), rounding).numpy())
                     n += take
             out_frames = np.concatenate(chunks, axis=0)
         else:

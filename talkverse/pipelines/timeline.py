@@ -67,6 +67,7 @@ class ClipPlan:
     produced_frames: int
     sync_shift_frames: int
     conditioning_samples: int  # 16 kHz samples of the conditioning waveform after shift + tail padding
+    audio_samples: int = 0  # 16 kHz samples of the input audio
     start_from_ref: bool = False
 
     @property
@@ -94,7 +95,7 @@ def plan_clips(num_samples: int, frames_per_clip: int, num_clips: int | None = N
     needed = max(r * frames_per_clip * SAMPLES_PER_FRAME, sync_shift_frames * SAMPLES_PER_FRAME + num_samples)
     return ClipPlan(num_clips=r, frames_per_clip=frames_per_clip, output_frames=min(a0, produced),
                     produced_frames=produced, sync_shift_frames=sync_shift_frames, conditioning_samples=needed,
-                    start_from_ref=start_from_ref)
+                    audio_samples=num_samples, start_from_ref=start_from_ref)
 
 
 def clip_output_range(clip: int, frames_per_clip: int, start_from_ref: bool = False) -> tuple[int, int]:

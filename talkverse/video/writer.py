@@ -65,6 +65,7 @@ class VideoWriter:
         max_frames: Optional[int] = None,
         rounding: str = "nearest",
         metadata: Optional[dict] = None,
+        max_audio_seconds: Optional[float] = None,
     ):
         if rounding not in ("nearest", "truncate"):
             raise ValueError(f"unknown rounding {rounding!r}; valid: nearest, truncate")
@@ -76,6 +77,7 @@ class VideoWriter:
         self._frames_written = 0
         self._closed = False
         self._audio_packets: deque = deque()
+        self.max_audio_seconds = max_audio_seconds  # cut the muxed audio (AAC-frame granularity), e.g. a capped clip count
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         suffix = self.path.suffix or ".mp4"
@@ -130,8 +132,12 @@ class VideoWriter:
 
             pts = 0
 
+            limit = None if self.max_audio_seconds is None else int(round(self.max_audio_seconds * rate))
+
             def encode(frame):
                 nonlocal pts
+                if frame is not None and limit is not None and pts >= limit:
+                    return
                 if frame is not None:
                     frame.pts = pts
                     frame.time_base = Fraction(1, rate)

@@ -1,0 +1,236 @@
+"""TalkVersePipeline: clip bookkeeping and A/V sync, parity of the clip loop, save/load, real mp4 end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import REPO
+from talkverse.pipelines.timeline import (audio_frames, auto_num_clips, clip_output_range, conditioning_column,
+                                          frames_produced, plan_clips, video_lead_frames)
+
+
+# ------------------------------------------------------------------------------------------------ bookkeeping
+@pytest.mark.parametrize("frames", [4, 8, 120])
+@pytest.mark.parametrize("start_from_ref", [False, True])
+def test_sync_bookkeeping_every_output_frame(frames, start_from_ref):
+    """inference.md §9 (a): after the sync shift, output frame p shows content conditioned on audio frame p.
+
+    ``conditioning_column`` is derived from the decode structure (clip 0 latent 0 -> 1 frame, latent i -> frames
+    4i-3..4i; a continuation keeps whole 4-frame groups), independently of the shift rule it is checked against."""
+    shift = video_lead_frames(start_from_ref)
+    assert shift == (0 if start_from_ref else 3)
+    n = frames_produced(5, frames, start_from_ref)
+    cols = [conditioning_column(p, frames, start_from_ref) - shift for p in range(n)]
+    assert cols == list(range(n))
+    # without the shift (the reference) the video leads by 3 frames everywhere
+    if not start_from_ref:
+        assert all(conditioning_column(p, frames) - p == 3 for p in range(n))
+
+
+def test_clip_ranges_tile_the_output():
+    for f in (8, 120):
+        ranges = [clip_output_range(r, f) for r in range(6)]
+        assert ranges[0] == (0, f - 3)
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        assert ranges[-1][1] == frames_produced(6, f)
+
+
+def test_plan_covers_the_audio_and_ends_with_it():
+    sr = 16000
+    for seconds in (0.1, 1.0, 4.68, 4.8, 4.92, 60.0):
+        n = int(round(seconds * sr))
+        plan = plan_clips(n, 120)
+        a0 = audio_frames(n)
+        assert plan.produced_frames >= a0 and plan.output_frames == a0
+        assert plan.num_clips == auto_num_clips(a0, 120)
+        assert frames_produced(plan.num_clips - 1, 120) < a0  # no clip driven only by padded silence
+        # conditioning waveform: shift + audio + padding = exactly R*F feature columns
+        assert plan.conditioning_samples == max(plan.num_clips * 120 * 640, 3 * 640 + n)
+    assert plan_clips(60 * sr, 120).num_clips == 13  # A0 = 1500 -> ceil(1503 / 120)
+    capped = plan_clips(60 * sr, 120, num_clips=2)
+    assert capped.num_clips == 2 and capped.output_frames == 237
+    with pytest.raises(ValueError, match="multiple of 4"):
+        plan_clips(sr, 118)
+
+
+# ----------------------------------------------------------------------------------------------------- parity
+def test_pipeline_parity(parity_dir):
+    from talkverse.parity.pipeline import run
+
+    results = list(run(parity_dir))
+    assert [r.name for r in results] == ["pipeline/stages", "pipeline/decode_motion", "pipeline/e2e"]
+    for r in results:
+        assert r.passed, (r.line(), r.error, [d for d in r.details if d[1] > d[2]])
+    e2e = results[-1]
+    names = {d[0] for d in e2e.details}
+    assert {"out.video", "out.num_frames", "clip2.latents", "clip1.motion_latents"} <= names
+
+
+# ------------------------------------------------------------------------------------------ tiny pipeline runs
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from talkverse.pipelines.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    folder = tmp_path_factory.mktemp("tinypipe")
+    pipe.save_pretrained(str(folder))
+    return pipe, folder
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """A real photo (skimage astronaut) and an espeak-ng sentence."""
+    from PIL import Image
+    from skimage.data import astronaut
+
+    d = tmp_path_factory.mktemp("media")
+    Image.fromarray(astronaut()).save(d / "astronaut.png")
+    subprocess.run(["espeak-ng", "-w", str(d / "speech.wav"), "Hello there, this is a test."], check=True)
+    return d
+
+
+def _short_wav(path, seconds=0.12, sr=22050):
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
+    return path
+
+
+def test_save_pretrained_roundtrip_identical_frames(tiny, media, tmp_path):
+    from talkverse.pipelines.pipeline_talkverse import TalkVersePipeline
+
+    pipe, folder = tiny
+    wav = _short_wav(tmp_path / "a.wav")
+    kw = dict(size=(320, 320), infer_frames=8, num_inference_steps=2, seed=5, output_type="np", progress=False)
+    a = pipe(media / "astronaut.png", wav, **kw).frames
+    reloaded = TalkVersePipeline.from_pretrained(str(folder))
+    reloaded.set_progress_bar_config(disable=True)
+    b = reloaded(media / "astronaut.png", wav, **kw).frames
+    assert a.shape == (audio_frames(int(0.12 * 16000)), 320, 320, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    c = pipe(media / "astronaut.png", wav, **{**kw, "seed": 6}).frames
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.5  # the seed matters
+
+
+def test_cfg_batch_equals_sequential(tiny, media, tmp_path):
+    pipe, _ = tiny
+    wav = _short_wav(tmp_path / "a.wav")
+    kw = dict(size=(320, 320), infer_frames=8, num_inference_steps=2, seed=1, output_type="np", progress=False)
+    a = pipe(media / "astronaut.png", wav, cfg_batch=True, **kw).frames
+    b = pipe(media / "astronaut.png", wav, cfg_batch=False, **kw).frames
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_generate_cli_end_to_end_mp4(tiny, media, tmp_path):
+    """generate.py on a real photo + espeak-ng speech: H.264 25 fps + audio, duration = audio's within 1 frame,
+    frame size = the bucket (astronaut is square -> 640x640 in fasttalk-480)."""
+    _, folder = tiny
+    out = tmp_path / "out" / "talk.mp4"
+    proc = subprocess.run([sys.executable, str(REPO / "generate.py"), "--ckpt_dir", str(folder), "--image",
+                           str(media / "astronaut.png"), "--audio", str(media / "speech.wav"), "--size_bucket",
+                           "fasttalk-480", "--infer_frames", "64", "--sample_steps", "2", "--base_seed", "7",
+                           "--save_file", str(out), "-q"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"wrote {out}" in proc.stdout and "seed 7" in proc.stdout
+    audio_s = sf.info(media / "speech.wav").duration
+    with av.open(str(out)) as c:
+        v, a = c.streams.video, c.streams.audio
+        assert len(v) == 1 and len(a) == 1
+        assert v[0].codec_context.name == "h264" and v[0].average_rate == 25
+        assert (v[0].codec_context.height, v[0].codec_context.width) == (640, 640)
+        n = sum(1 for _ in c.decode(video=0))
+    assert abs(n / 25.0 - audio_s) <= 1 / 25.0, (n, audio_s)
+    assert not list(out.parent.glob(".*partial*"))  # the temp file was renamed away
+
+
+# ----------------------------------------------------------------------------------------------- CLI behaviour
+def _gen(*args, timeout=120):
+    return subprocess.run([sys.executable, str(REPO / "generate.py"), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_generate_help_documents_every_flag():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_cli", REPO / "generate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    parser = mod.build_parser()
+    flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert all(a.help and len(a.help) > 10 for a in flags), [a.dest for a in flags if not a.help]
+    out = _gen("--help").stdout
+    reference = ["--task", "--ckpt_dir", "--lora_ckpt", "--image", "--audio", "--prompt", "--size", "--infer_frames",
+                 "--num_clip", "--sample_steps", "--sample_shift", "--sample_guide_scale", "--base_seed",
+                 "--offload_model", "--t5_cpu", "--convert_model_dtype", "--batch_file", "--output_dir", "--save_file"]
+    for flag in reference:
+        assert flag in out, flag
+
+
+def _video_without_audio(path):
+    from talkverse.video.writer import VideoWriter
+
+    with VideoWriter(path) as w:
+        w.write(np.zeros((3, 64, 64, 3), np.uint8))
+    return path
+
+
+def test_generate_bad_inputs_one_clear_line(tiny, media, tmp_path):
+    _, folder = tiny
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    silent_video = _video_without_audio(tmp_path / "noaudio.mp4")
+    img, wav = media / "astronaut.png", media / "speech.wav"
+    cases = [
+        (["--image", tmp_path / "missing.png", "--audio", wav], ["missing.png", "not found"]),
+        (["--image", text, "--audio", wav], ["notes.txt", "image"]),
+        (["--image", img, "--audio", silent_video], ["noaudio.mp4", "audio"]),
+        (["--image", img, "--audio", wav, "--size", "1000*1000"], ["1000*1000", "not in"]),
+    ]
+    for args, needles in cases:
+        proc = _gen("--ckpt_dir", folder, *args)
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        assert proc.returncode == 2, proc.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+        assert "Traceback" not in proc.stderr
+        for needle in needles:
+            assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.mark.slow
+def test_batch_two_workers_failure_and_resume(tiny, media, tmp_path):
+    """3 items (one with a missing audio file) on 2 torchrun workers: 2 mp4s, 1 logged failure, exit != 0; a rerun
+    skips the 2 done items."""
+    import json
+
+    _, folder = tiny
+    wav = _short_wav(tmp_path / "a.wav")
+    items = [{"image": str(media / "astronaut.png"), "audio": str(wav), "prompt": "a man talking", "name": "one"},
+             {"cond_image": str(media / "astronaut.png"), "cond_audio": {"person1": str(wav)}, "prompt": "a woman"},
+             {"image": str(media / "astronaut.png"), "audio": str(tmp_path / "nope.wav"), "name": "broken"}]
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps(items))
+    out = tmp_path / "outs"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(REPO / "generate.py"),
+           "--ckpt_dir", str(folder), "--batch_file", str(batch), "--output_dir", str(out), "--size", "640*640",
+           "--infer_frames", "8", "--sample_steps", "2", "--device", "cpu", "-q"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode != 0
+    mp4s = sorted(p.name for p in out.glob("*.mp4"))
+    assert mp4s == ["00001_astronaut.mp4", "one.mp4"], (mp4s, first.stdout[-2000:], first.stderr[-3000:])
+    logs = first.stdout + first.stderr
+    assert "2 done, 0 skipped, 1 failed" in logs, logs[-3000:]
+    assert "broken" in logs and "nope.wav" in logs
+    for p in out.glob("*.mp4"):
+        with av.open(str(p)) as c:
+            assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0
+    assert "0 done, 2 skipped, 1 failed" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]

@@ -55,9 +55,11 @@ def find_wav2vec(ckpt_dir: Path, wav2vec_dir: str | Path | None) -> Path:
 
 def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav2vec_dir: str | Path | None = None,
                   *, config: str = "s2v_5b", dit_dtype: torch.dtype = torch.float32,
-                  device: str | torch.device = "cpu", t5_cpu: bool = False, lora_alpha: float | None = None):
+                  device: str | torch.device = "cpu", t5_cpu: bool = False, lora_alpha: float | None = None,
+                  vae_config: dict | str | None = None, t5_config: dict | str | None = None):
     """The pipeline on ``device`` (umT5 stays on the CPU with ``t5_cpu``). DiT weights in ``dit_dtype`` (fp32
-    islands kept); VAE and wav2vec2 in fp32; umT5 in bf16 as shipped."""
+    islands kept); VAE and wav2vec2 in fp32; umT5 in bf16 as shipped. ``config`` / ``vae_config`` / ``t5_config``
+    name the architectures of original-layout files (defaults: the real 5B model, Wan2.2 VAE, umT5-XXL)."""
     from ..audio.wav2vec import Wav2Vec2Features
     from ..models.text_encoder import TextEncoder
     from ..models.transformer_talkverse import TalkVerseTransformer3DModel
@@ -88,8 +90,8 @@ def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav
                                             ("/".join(ORIGINAL_TOKENIZER) + "/", tok)) if f is None]
             if missing:
                 raise CheckpointError(f"{root}: not a complete Wan2.2-TI2V-5B directory; missing {', '.join(missing)}")
-            vae = TalkVerseVAE.from_original(vae_file).vae
-            text = TextEncoder.from_original(t5_file, tokenizer=tok)
+            vae = TalkVerseVAE.from_original(vae_file, config=vae_config).vae
+            text = TextEncoder.from_original(t5_file, tokenizer=tok, config=t5_config)
         w2v = Wav2Vec2Features.from_pretrained(find_wav2vec(root, wav2vec_dir))
         pipe = TalkVersePipeline(transformer=transformer, vae=vae, scheduler=make_scheduler(5.0),
                                  text_encoder=text.model, tokenizer=text.tokenizer, audio_encoder=w2v.model,

@@ -302,3 +302,26 @@ def test_dubbing_resamples_source_and_follows_new_audio(tiny, tmp_path):
         w.write(torch.linspace(1, -1, 20).view(1, 20, 1, 1).expand(3, 20, 96, 96))
     e = pipe(None, wav, dub_video=src2, dub_strength=0.8, **kw).frames
     assert np.abs(a.astype(int) - e.astype(int)).mean() > 0.5
+
+
+def test_sync_shift_moves_the_conditioning_audio_by_three_frames(tiny):
+    """Constructed case for inference.md §9: a speech burst at video frames 40-44 of otherwise silent audio. In the
+    pipeline's conditioning features (the wav2vec2 conv/positional state, which is local), the burst peaks 3 columns
+    later with the default shift than with shift 0 (the reference), so output frame p (conditioned on column p + 3,
+    see test_sync_bookkeeping_every_output_frame) sees the original audio of frame p."""
+    pipe, _ = tiny
+    sr, n = 16000, 16000 * 4
+    t = np.arange(n) / sr
+    wave = np.zeros(n, np.float32)
+    burst = slice(40 * 640, 45 * 640)
+    wave[burst] = (0.5 * np.sin(2 * np.pi * 300 * t[burst]) * np.hanning(5 * 640)).astype(np.float32)
+
+    def peak(shift: int) -> int:
+        plan = plan_clips(n, 8, sync_shift_frames=shift)
+        feats = pipe.encode_audio_waveform(wave, plan)[0, 0]  # state 0: [C, R F]
+        silent = pipe.encode_audio_waveform(np.zeros_like(wave), plan)[0, 0]
+        return int((feats - silent).norm(dim=0).argmax())
+
+    p0, p3 = peak(0), peak(3)
+    assert abs(p0 - 42) <= 1, p0
+    assert p3 - p0 == 3

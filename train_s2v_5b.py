@@ -177,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     strategy = "full" if args.finetune_all else canonical_strategy(args.unfreeze_strategy)
     device = init_distributed(args.device)
     rank, world_size = world()
-    seed_everything(args.seed, rank)
+    # The same seed on every rank while the model is built: the spec init of the S2V modules and the LoRA A matrices
+    # must be identical everywhere (FSDP2 shards each rank's own copy; DDP would broadcast rank 0's).
+    seed_everything(args.seed, 0)
     mixed = args.mixed_precision if args.mixed_precision != "auto" else ("bf16" if device.type == "cuda" else "no")
     model = TalkVerseTransformer3DModel.from_wan(args.ckpt_dir, args.init_ckpt, config=args.model_config,
                                                  torch_dtype=torch.float32)
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_strategy(model, strategy, args.lora_rank, args.lora_alpha)
     if not args.enable_framepack:
         model.frame_packer.requires_grad_(False)
+    seed_everything(args.seed, rank)
     if rank == 0:
         logging.info("strategy %s: %s trainable parameters", strategy, f"{trainable_count(model):,}")
     cfg = TrainConfig(output_path=args.output_path, strategy=strategy, lora_rank=args.lora_rank,

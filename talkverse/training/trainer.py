@@ -143,6 +143,29 @@ class Trainer:
         weight = batch.get("roi_weight") if cfg.enable_roi_loss else None
         return inputs, target, None if weight is None else weight.to(dev)
 
+    @torch.no_grad()
+    def eval_loss(self, batch: dict, timesteps: tuple[int, ...] = tuple(range(25, 1000, 50))) -> float:
+        """Validation loss of ``batch`` at fixed timesteps with fixed noise and no modality dropout (the same draws
+        every call, so values are comparable across training)."""
+        cfg, dev = self.cfg, self.device
+        was_training = self.inner.training
+        self.inner.eval()
+        total = 0.0
+        for k, t in enumerate(timesteps):
+            g = torch.Generator().manual_seed(10_007 * (k + 1))
+            eps = torch.randn(batch["x0"].shape, generator=g).to(dev)
+            sigma = torch.full((batch["x0"].shape[0],), 0.000999 * (t + 1), device=dev)
+            x_t, target = noisy_latents(batch["x0"].to(dev), eps, sigma)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16"):
+                pred = self.model(hidden_states=x_t, timestep=torch.full_like(sigma, float(t)),
+                                  encoder_hidden_states=batch["context"].to(dev), ref_latents=batch["ref"].to(dev),
+                                  audio_features=batch["audio"].to(dev),
+                                  motion_latents=batch["motion"].to(dev) if cfg.enable_framepack else None).sample
+            weight = batch.get("roi_weight") if cfg.enable_roi_loss else None
+            total += float(roi_mse(pred, target, None if weight is None else weight.to(dev)).mean())
+        self.inner.train(was_training)
+        return total / len(timesteps)
+
     def micro_loss(self, batch: dict, micro: int) -> torch.Tensor:
         inputs, target, weight = self._prepare(batch, micro)
         use_bf16 = self.cfg.mixed_precision == "bf16"

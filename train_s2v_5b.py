@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data_root", default=".", help="root the CSV's video_path is relative to")
     d.add_argument("--text_cache", help="folder of cached umT5 embeddings (<clip_id>.safetensors or <id>.pt, and the "
                                         "null embedding)")
+    d.add_argument("--text_encoder", help="umT5 to encode captions on the fly instead of --text_cache: the "
+                                          "models_t5_umt5-xxl-enc-bf16.pth file or a Diffusers text_encoder/ folder")
+    d.add_argument("--tokenizer", help="tokenizer folder for --text_encoder (default: google/umt5-xxl inside --ckpt_dir)")
     d.add_argument("--latent_cache", help="folder written by scripts/precache.py (then --csv/--vae are not needed)")
     d.add_argument("--vae", help="Wan2.2_VAE.pth or a Diffusers vae/ folder (default: inside --ckpt_dir)")
     d.add_argument("--vae_config", default=None, help="VAE architecture preset/YAML for an original-layout file")
@@ -132,9 +135,17 @@ def build_data(args, model_text_len: int, device, rank: int, world: int):
         from talkverse.data.text_cache import TextEmbeddingCache
         from talkverse.models.vae import TalkVerseVAE
 
-        if not args.text_cache:
-            raise SystemExit("error: --text_cache is required (cached umT5 embeddings; see scripts/precache.py)")
-        cache = TextEmbeddingCache(args.text_cache)
+        text = None
+        if args.text_cache:
+            cache = TextEmbeddingCache(args.text_cache)
+        elif args.text_encoder:
+            from talkverse.models.text_encoder import TextEncoder
+
+            cache = None
+            tok = args.tokenizer or (Path(args.ckpt_dir) / "google" / "umt5-xxl")
+            text = TextEncoder.load(args.text_encoder, tokenizer=tok, device=device)
+        else:
+            raise SystemExit("error: pass --text_cache (cached umT5 embeddings) or --text_encoder (encode on the fly)")
         ds = TalkVerseDataset(read_rows(args.csv, args.data_root), bucket=args.size_bucket,
                               num_frames=args.num_frames, text_cache=cache, seed=args.seed,
                               always_use_motion_frames=args.always_use_motion_frames)
@@ -152,12 +163,15 @@ def build_data(args, model_text_len: int, device, rank: int, world: int):
                 ds.set_epoch(e)
 
             def __getitem__(self, i):
+                item = ds[i]
+                if "context" not in item:  # captions through umT5 on the fly
+                    item["context"] = text.encode([item["caption"]], output_device="cpu")[0].float()
                 return {k: (v.cpu() if torch.is_tensor(v) else v)
-                        for k, v in encode_raw_sample(ds[i], vae, w2v, args.num_frames).items()}
+                        for k, v in encode_raw_sample(item, vae, w2v, args.num_frames).items()}
 
         data = Encoded()
         key_fn = ds.key_of
-        null = cache.null()
+        null = cache.null() if cache is not None else text.encode([""], output_device="cpu")[0].float()
         collate = lambda s: collate_latent(s, model_text_len)  # noqa: E731
     source = BatchSource(data, args.batch_size, collate, key_fn=key_fn, seed=args.seed, rank=rank, world_size=world)
     return source, null

@@ -333,9 +333,21 @@ def test_online_data_skips_broken_rows(run_env):
             root / "data", "--text_cache", root / "data" / "text_embeddings", "--vae", root / "vae", "--wav2vec_dir",
             root / "w2v", "--size_bucket", "128x128", "--num_frames", "8", "--output_path", out, "--max_steps", "4",
             "--save_steps", "4", "--batch_size", "1", "--gradient_accumulation_steps", "1", "--lora_rank", "4",
-            "--warmup_steps", "0", "--device", "cpu", "--resume", "none"]
+            "--warmup_steps", "0", "--device", "cpu", "--resume", "none", "--log_interval", "1"]
     res = _run_cli(args)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "skipping clip" in res.stderr, res.stderr[-3000:]
     assert (out / "step-4.safetensors").is_file()
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 4
+    # captions through umT5 on the fly instead of the cache (a Diffusers text_encoder/ folder + tokenizer)
+    pipe = run_env["pipe"]
+    pipe.text_encoder.save_pretrained(root / "t5")
+    pipe.tokenizer.save_pretrained(root / "tok")
+    i = args.index("--text_cache")
+    args2 = args[:i] + args[i + 2:] + ["--text_encoder", root / "t5", "--tokenizer", root / "tok"]
+    args2[args2.index("--output_path") + 1] = root / "online_t5"
+    args2[args2.index("--max_steps") + 1] = "1"
+    args2[args2.index("--save_steps") + 1] = "1"
+    res = _run_cli(args2)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (root / "online_t5" / "step-1.safetensors").is_file()

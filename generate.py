@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dubbing reference frame: the first source frame, or a seeded random frame per clip")
 
     s = p.add_argument_group("size and length")
-    s.add_argument("--size_bucket", default="fasttalk-720", choices=["fasttalk-720", "fasttalk-480"],
-                   help="resolution table; the entry closest to the image's aspect ratio is used")
+    s.add_argument("--size_bucket", default="fasttalk-720",
+                   help="fasttalk-720 | fasttalk-480: the table entry closest to the image's aspect ratio; or a fixed "
+                        "HxW (multiples of 32) for small models such as the demo model")
     s.add_argument("--size", help="explicit W*H from the tables, e.g. 1280*704 (overrides --size_bucket)")
     s.add_argument("--image_fit", default="cover", choices=["cover", "pad-compat"],
                    help="cover-resize + centre crop (default), or the reference's letterboxing")
@@ -101,12 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--convert_model_dtype", action="store_true", help="DiT weights in bf16 (fp32 islands kept)")
     d.add_argument("--offload_model", action="store_true", help="keep umT5/wav2vec2 on the CPU except while they run")
     d.add_argument("--t5_cpu", action="store_true", help="run umT5 on the CPU (freed after encoding)")
+    d.add_argument("--ulysses_size", type=int, default=1,
+                   help="Ulysses sequence parallelism: split every DiT forward over N ranks (torchrun "
+                        "--nproc_per_node=N[x2]); N must divide the 24 attention heads")
+    d.add_argument("--cfg_parallel", action="store_true",
+                   help="run the conditional and unconditional CFG branches on two rank groups (2 x ulysses_size "
+                        "ranks)")
+    d.add_argument("--dit_fsdp", action="store_true", help="shard the DiT weights with FSDP2 (not implemented yet)")
+    d.add_argument("--t5_fsdp", action="store_true", help="accepted for the reference's CLI; umT5 runs on rank 0 only")
     d.add_argument("--no_cfg_batch", action="store_true", help="run the CFG branches one after the other (less "
                                                                "memory)")
 
     o = p.add_argument_group("output")
     o.add_argument("--save_file", help="output mp4 (default: <output_dir>/<image-stem>_<size>_<F>f_<seed>.mp4)")
     o.add_argument("--output_dir", default="outputs", help="folder for outputs (default: outputs)")
+    o.add_argument("--save_frames_npy", help="also save the written frames as float32 [T, H, W, 3] in [-1, 1] "
+                                             "(.npy; for comparing runs before the uint8/H.264 rounding)")
     o.add_argument("--crf", type=int, default=10, help="H.264 quality (lower = better; default 10)")
     o.add_argument("--audio_bitrate", default="192k", help="AAC bitrate (default 192k)")
     o.add_argument("--batch_file", default=None, help="JSON/JSONL list of items; runs batch mode (sharded across "
@@ -133,6 +144,12 @@ def _validate_inputs(args) -> str | None:
             parse_size(args.size)
         except ValueError as e:
             return str(e)
+    from talkverse.pipelines.pipeline_talkverse import resolve_bucket
+
+    try:
+        resolve_bucket(1, 1, args.size_bucket)
+    except ValueError as e:
+        return f"--size_bucket: {e}"
     if args.image is None and args.dub_video is None:
         return "--image is required (or --dub_video)"
     if args.audio is None:
@@ -168,14 +185,14 @@ def _device(args):
     return torch.device("cpu")
 
 
-def _load(args, device):
+def _load(args, device, dit_only: bool = False):
     import torch
 
     from talkverse.pipelines.loading import load_pipeline
 
     dtype = torch.bfloat16 if args.convert_model_dtype else torch.float32
     pipe = load_pipeline(args.ckpt_dir, args.lora_ckpt, args.wav2vec_dir, config=args.model_config, dit_dtype=dtype,
-                         device=device, t5_cpu=args.t5_cpu, lora_alpha=args.lora_alpha)
+                         device=device, t5_cpu=args.t5_cpu, lora_alpha=args.lora_alpha, dit_only=dit_only)
     pipe.offload_encoders = args.offload_model
     if args.quiet:
         pipe.set_progress_bar_config(disable=True)
@@ -211,13 +228,49 @@ def run_single(args) -> int:
     size_tag = args.size.replace("*", "x") if args.size else args.size_bucket
     out = Path(args.save_file) if args.save_file else \
         Path(args.output_dir) / f"{stem}_{size_tag}_{args.infer_frames}f_{seed}.mp4"
+    state = None
+    device = _device(args)
+    if args.dit_fsdp:
+        return _error("--dit_fsdp is not implemented yet; use --ulysses_size (activations) or --convert_model_dtype")
+    if args.ulysses_size > 1 or args.cfg_parallel:
+        from talkverse.parallel.state import build_state, check_sizes
+
+        try:
+            check_sizes(int(os.environ.get("WORLD_SIZE", "1")), args.ulysses_size, args.cfg_parallel)
+        except ValueError as e:
+            return _error(str(e))
+        if args.cfg_parallel and args.sample_guide_scale <= 1:
+            return _error("--cfg_parallel needs CFG (--sample_guide_scale > 1)")
+        state = build_state(args.ulysses_size, args.cfg_parallel, device)
+    host = state is None or state.is_host
     try:
-        pipe = _load(args, _device(args))
+        pipe = _load(args, device, dit_only=not host)
+        if state is not None:
+            from talkverse.parallel.state import check_sizes
+
+            check_sizes(state.world, args.ulysses_size, args.cfg_parallel, pipe.transformer.config.num_attention_heads)
     except (CheckpointError, OSError, ValueError) as e:
         return _error(str(e))
-    print(f"seed {seed}", flush=True)
+    pipe.parallel = state
+    if host:
+        print(f"seed {seed}", flush=True)
+    chunks = []
+    grab = (lambda fr: chunks.append(fr.permute(1, 2, 3, 0).cpu().numpy())) if args.save_frames_npy and host else None
     result = pipe(args.image, args.audio, args.prompt, args.neg_prompt, output_path=out, seed=seed,
-                  dub_video=args.dub_video, free_text_encoder=True, **_call_kwargs(args))
+                  dub_video=args.dub_video, free_text_encoder=True, frame_callback=grab, **_call_kwargs(args))
+    if chunks:
+        import numpy as np
+
+        np.save(args.save_frames_npy, np.concatenate(chunks))
+    if not host:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        return 0
+    if state is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     plan = result.plan
     print(f"wrote {result.video_path} ({plan.output_frames} frames, {plan.output_frames / 25:.2f} s, "
           f"{result.size[1]}x{result.size[0]}, {plan.num_clips} clips, seed {seed})", flush=True)

@@ -56,10 +56,11 @@ def find_wav2vec(ckpt_dir: Path, wav2vec_dir: str | Path | None) -> Path:
 def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav2vec_dir: str | Path | None = None,
                   *, config: str = "s2v_5b", dit_dtype: torch.dtype = torch.float32,
                   device: str | torch.device = "cpu", t5_cpu: bool = False, lora_alpha: float | None = None,
-                  vae_config: dict | str | None = None, t5_config: dict | str | None = None):
+                  vae_config: dict | str | None = None, t5_config: dict | str | None = None, dit_only: bool = False):
     """The pipeline on ``device`` (umT5 stays on the CPU with ``t5_cpu``). DiT weights in ``dit_dtype`` (fp32
     islands kept); VAE and wav2vec2 in fp32; umT5 in bf16 as shipped. ``config`` / ``vae_config`` / ``t5_config``
-    name the architectures of original-layout files (defaults: the real 5B model, Wan2.2 VAE, umT5-XXL)."""
+    name the architectures of original-layout files (defaults: the real 5B model, Wan2.2 VAE, umT5-XXL).
+    ``dit_only`` loads just the transformer (the non-host ranks of a multi-rank run)."""
     from ..audio.wav2vec import Wav2Vec2Features
     from ..models.text_encoder import TextEncoder
     from ..models.transformer_talkverse import TalkVerseTransformer3DModel
@@ -73,30 +74,36 @@ def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav
     if is_talkverse_folder(root):
         if lora_ckpt is not None:
             raise CheckpointError(f"{root} is a saved TalkVersePipeline (LoRA already merged); drop --lora_ckpt")
-        pipe = TalkVersePipeline.from_pretrained(str(root), local_files_only=True)
+        skip = dict(vae=None, text_encoder=None, tokenizer=None, audio_encoder=None, feature_extractor=None) \
+            if dit_only else {}
+        pipe = TalkVersePipeline.from_pretrained(str(root), local_files_only=True, **skip)
         pipe.transformer.to(dit_dtype)
     else:
         transformer = TalkVerseTransformer3DModel.from_wan(str(root), None if lora_ckpt is None else str(lora_ckpt),
                                                            config=config, torch_dtype=dit_dtype, device="cpu",
                                                            lora_alpha=lora_alpha)
         diffusers_layout = (root / "vae" / "config.json").exists()
-        if diffusers_layout:
-            vae = TalkVerseVAE.from_diffusers(root).vae
-            text = TextEncoder.from_diffusers(root)
+        if dit_only:
+            pipe = TalkVersePipeline(transformer=transformer, vae=None, scheduler=make_scheduler(5.0))
         else:
-            vae_file, t5_file, tok = _first(root, ORIGINAL_VAE), _first(root, ORIGINAL_T5), \
-                _first(root, ORIGINAL_TOKENIZER)
-            missing = [what for what, f in (("/".join(ORIGINAL_VAE), vae_file), ("/".join(ORIGINAL_T5), t5_file),
-                                            ("/".join(ORIGINAL_TOKENIZER) + "/", tok)) if f is None]
-            if missing:
-                raise CheckpointError(f"{root}: not a complete Wan2.2-TI2V-5B directory; missing {', '.join(missing)}")
-            vae = TalkVerseVAE.from_original(vae_file, config=vae_config).vae
-            text = TextEncoder.from_original(t5_file, tokenizer=tok, config=t5_config)
-        w2v = Wav2Vec2Features.from_pretrained(find_wav2vec(root, wav2vec_dir))
-        pipe = TalkVersePipeline(transformer=transformer, vae=vae, scheduler=make_scheduler(5.0),
-                                 text_encoder=text.model, tokenizer=text.tokenizer, audio_encoder=w2v.model,
-                                 feature_extractor=w2v.feature_extractor)
-    if pipe.audio_encoder is None and wav2vec_dir is not None:
+            if diffusers_layout:
+                vae = TalkVerseVAE.from_diffusers(root).vae
+                text = TextEncoder.from_diffusers(root)
+            else:
+                vae_file, t5_file, tok = _first(root, ORIGINAL_VAE), _first(root, ORIGINAL_T5), \
+                    _first(root, ORIGINAL_TOKENIZER)
+                missing = [what for what, f in (("/".join(ORIGINAL_VAE), vae_file), ("/".join(ORIGINAL_T5), t5_file),
+                                                ("/".join(ORIGINAL_TOKENIZER) + "/", tok)) if f is None]
+                if missing:
+                    raise CheckpointError(f"{root}: not a complete Wan2.2-TI2V-5B directory; missing "
+                                          f"{', '.join(missing)}")
+                vae = TalkVerseVAE.from_original(vae_file, config=vae_config).vae
+                text = TextEncoder.from_original(t5_file, tokenizer=tok, config=t5_config)
+            w2v = Wav2Vec2Features.from_pretrained(find_wav2vec(root, wav2vec_dir))
+            pipe = TalkVersePipeline(transformer=transformer, vae=vae, scheduler=make_scheduler(5.0),
+                                     text_encoder=text.model, tokenizer=text.tokenizer, audio_encoder=w2v.model,
+                                     feature_extractor=w2v.feature_extractor)
+    if pipe.audio_encoder is None and wav2vec_dir is not None and not dit_only:
         w2v = Wav2Vec2Features.from_pretrained(wav2vec_dir)
         pipe.register_modules(audio_encoder=w2v.model, feature_extractor=w2v.feature_extractor)
     dev = torch.device(device)

@@ -67,9 +67,31 @@ class ClipInputs:
     width: int
 
 
+def resolve_bucket(height: int, width: int, bucket: str) -> tuple[int, int]:
+    """A bucket table name (nearest aspect ratio) or a fixed ``HxW`` (multiples of 32; for small models)."""
+    import re
+
+    from ..video.buckets import BUCKETS, choose_bucket
+
+    if bucket in BUCKETS:
+        return choose_bucket(height, width, bucket)
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", bucket)
+    if m is None or int(m.group(1)) % 32 or int(m.group(2)) % 32 or not int(m.group(1)) or not int(m.group(2)):
+        raise ValueError(f"size bucket {bucket!r}: use {', '.join(BUCKETS)} or a fixed HxW with multiples of 32")
+    return int(m.group(1)), int(m.group(2))
+
+
+class _RemoteDub:
+    """What a non-host rank needs to know about dubbing (the host computes and broadcasts the latents)."""
+
+    def __init__(self, strength: float, ref_mode: str):
+        self.strength, self.ref_mode = strength, ref_mode
+
+
 class TalkVersePipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->audio_encoder->transformer->vae"
-    _optional_components = ["text_encoder", "tokenizer", "audio_encoder", "feature_extractor"]
+    # Optional: ranks other than the host in a multi-rank run hold only the transformer.
+    _optional_components = ["vae", "text_encoder", "tokenizer", "audio_encoder", "feature_extractor"]
 
     def __init__(self, transformer, vae, scheduler, text_encoder=None, tokenizer=None, audio_encoder=None,
                  feature_extractor=None):
@@ -199,18 +221,8 @@ class TalkVersePipeline(DiffusionPipeline):
             for i, t in enumerate(timesteps):
                 xin = x.to(dtype)
                 tt = t.reshape(1).to(dev, torch.float32)
-                if use_cfg and cfg_batch:
-                    both = tuple(torch.cat([c, u]) for c, u in zip(emb_c, emb_u))
-                    v = tr(hidden_states=xin.expand(2, -1, -1, -1, -1), timestep=tt.expand(2),
-                           encoder_hidden_states=torch.cat([ctx, ctx_null]), ref_latents=ref.expand(2, -1, -1, -1, -1),
-                           motion_latents=None if motion is None else motion.expand(2, -1, -1, -1, -1),
-                           audio_embeds=both).sample
-                    v_c, v_u = v[:1], v[1:]
-                else:
-                    v_c = tr(hidden_states=xin, timestep=tt, encoder_hidden_states=ctx, ref_latents=ref,
-                             motion_latents=motion, audio_embeds=emb_c).sample
-                    v_u = tr(hidden_states=xin, timestep=tt, encoder_hidden_states=ctx_null, ref_latents=ref,
-                             motion_latents=motion, audio_embeds=emb_u).sample if use_cfg else None
+                v_c, v_u = self._velocities(xin, tt, ctx, ctx_null, ref, motion, emb_c, emb_u if use_cfg else None,
+                                            cfg_batch)
                 v = v_u + guidance_scale * (v_c - v_u) if use_cfg else v_c
                 if step_callback is not None:
                     step_callback(i, {"x": x, "t": t, "v_cond": v_c, "v_uncond": v_u, "v": v})
@@ -218,6 +230,38 @@ class TalkVersePipeline(DiffusionPipeline):
                 if pbar is not None:
                     pbar.update()
         return x
+
+    def _forward(self, **kw) -> torch.Tensor:
+        """One DiT forward: plain, or Ulysses SP over this rank's SP group."""
+        par = getattr(self, "parallel", None)
+        if par is not None and par.sp_size > 1:
+            from ..parallel.ulysses import sp_forward
+
+            return sp_forward(self.transformer, par.sp_group, **kw)
+        return self.transformer(**kw).sample
+
+    def _velocities(self, x, t, ctx, ctx_null, ref, motion, emb_c, emb_u, cfg_batch: bool):
+        """(v_cond, v_uncond or None). CFG as one batch of 2, two passes, or (cfg_parallel) one branch per rank
+        group followed by an all_gather of the two velocities."""
+        par = getattr(self, "parallel", None)
+        one = lambda c, e: self._forward(hidden_states=x, timestep=t, encoder_hidden_states=c,  # noqa: E731
+                                         ref_latents=ref, motion_latents=motion, audio_embeds=e)
+        if emb_u is None:
+            return one(ctx, emb_c), None
+        if par is not None and par.cfg_parallel:
+            import torch.distributed as dist
+
+            mine = one(ctx, emb_c) if par.cfg_rank == 0 else one(ctx_null, emb_u)
+            both = [torch.empty_like(mine) for _ in range(2)]
+            dist.all_gather(both, mine.contiguous(), group=par.cfg_group)
+            return both[0], both[1]
+        if cfg_batch:
+            two = lambda z: z.expand(2, *z.shape[1:])  # noqa: E731
+            v = self._forward(hidden_states=two(x), timestep=t.expand(2), encoder_hidden_states=torch.cat([ctx, ctx_null]),
+                              ref_latents=two(ref), motion_latents=None if motion is None else two(motion),
+                              audio_embeds=tuple(torch.cat([c, u]) for c, u in zip(emb_c, emb_u)))
+            return v[:1], v[1:]
+        return one(ctx, emb_c), one(ctx_null, emb_u)
 
     @torch.no_grad()
     def decode_clip(self, latents: torch.Tensor, motion_latents: torch.Tensor | None, keep: int) -> Iterator[torch.Tensor]:
@@ -254,16 +298,21 @@ class TalkVersePipeline(DiffusionPipeline):
         f_lat = f // 4
         dev = self.exec_device
         c = self.transformer.config.in_channels
-        buffer = torch.zeros(1, 3, MOTION_FRAMES, inputs.height, inputs.width, device=self.vae.device)
-        if start_from_ref:
-            ref_px = self._ref_pixels
-            buffer[:, :, -START_FROM_REF_COPIES:] = ref_px.to(buffer)[:, :, :1]
+        par = getattr(self, "parallel", None)
+        host = par is None or par.is_host  # only the host holds the VAE, decodes and keeps the motion buffer
+        buffer = None
+        if host:
+            buffer = torch.zeros(1, 3, MOTION_FRAMES, inputs.height, inputs.width, device=self.vae.device)
+            if start_from_ref:
+                buffer[:, :, -START_FROM_REF_COPIES:] = self._ref_pixels.to(buffer)[:, :, :1]
         clips = range(inputs.num_clips)
-        bar = tqdm(clips, desc="clips", unit="clip", disable=not progress, leave=True)
+        bar = tqdm(clips, desc="clips", unit="clip", disable=not (progress and host), leave=True)
         for r in bar:
             continuation = r > 0 or start_from_ref
             if continuation:
-                motion = self.encode_video(buffer)  # [1, 48, 19, h, w]
+                motion = self.encode_video(buffer) if host else None  # [1, 48, 19, h, w]
+                if par is not None:
+                    motion = par.broadcast_tensor(motion, (1, c, MOTION_LATENTS, h, w))
                 assert motion.shape[2] == MOTION_LATENTS, motion.shape
             else:
                 motion = torch.zeros(1, c, MOTION_LATENTS, h, w, device=dev) if first_clip_motion == "zeros" else None
@@ -271,10 +320,15 @@ class TalkVersePipeline(DiffusionPipeline):
                 else self._noise(r, seed, (1, c, f_lat, h, w), dev)
             x = eps
             if dub is not None:
-                x0 = dub.source_latents(self, r, buffer if continuation else None, inputs, start_from_ref)
-                x = dub.init(x0, eps)
-                if dub.ref_mode == "segment-random":
-                    inputs.ref_latents = dub.segment_ref(self, r, seed, inputs)
+                if host:
+                    x0 = dub.source_latents(self, r, buffer if continuation else None, inputs, start_from_ref)
+                    x = dub.init(x0, eps)
+                    if dub.ref_mode == "segment-random":
+                        inputs.ref_latents = dub.segment_ref(self, r, seed, inputs)
+                if par is not None:
+                    x = par.broadcast_tensor(x if host else None, tuple(eps.shape))
+                    inputs.ref_latents = par.broadcast_tensor(inputs.ref_latents if host else None,
+                                                              tuple(inputs.ref_latents.shape))
             if trace is not None:
                 trace("clip_inputs", r, {"noise": eps, "motion_latents": motion,
                                          "audio": inputs.audio[..., r * f:(r + 1) * f]})
@@ -282,9 +336,11 @@ class TalkVersePipeline(DiffusionPipeline):
             latents = self.denoise_clip(x, inputs, r, motion, num_inference_steps, shift, guidance_scale,
                                         cfg_batch=cfg_batch, dub_strength=None if dub is None else dub.strength,
                                         solver=solver, step_callback=step_cb,
-                                        progress=progress)
+                                        progress=progress and host)
             if trace is not None:
                 trace("latents", r, {"latents": latents})
+            if not host:
+                continue
             start, end = clip_output_range(r, f, start_from_ref)
             keep = end - start
             decode_motion = motion if continuation else None
@@ -307,13 +363,13 @@ class TalkVersePipeline(DiffusionPipeline):
                        free_text_encoder: bool = False) -> tuple[ClipInputs, ClipPlan, torch.Tensor]:
         """Image + audio + prompt -> (ClipInputs, ClipPlan, the reference pixels [1, 3, 1, H, W])."""
         from ..audio.io import load_audio
-        from ..video.buckets import choose_bucket, parse_size
+        from ..video.buckets import parse_size
         from ..video.image import fit_image, load_image, to_rgb
 
         check_infer_frames(infer_frames)
         img = load_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
         if size is None:
-            height, width = choose_bucket(img.height, img.width, size_bucket)
+            height, width = resolve_bucket(img.height, img.width, size_bucket)
         elif isinstance(size, str):
             height, width = parse_size(size)
         else:
@@ -348,11 +404,13 @@ class TalkVersePipeline(DiffusionPipeline):
                  dub_video: str | Path | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
                  crf: int = 10, audio_bitrate: str = "192k", rounding: str = "nearest",
                  prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
-                 free_text_encoder: bool = False, progress: bool = True) -> TalkVersePipelineOutput:
+                 free_text_encoder: bool = False, progress: bool = True,
+                 frame_callback: Callable[[torch.Tensor], None] | None = None) -> TalkVersePipelineOutput:
         """Generate a talking video for the whole ``audio`` (a path; ``num_clips`` caps the clip count).
 
         Writes an mp4 (H.264 25 fps + the input audio as AAC) to ``output_path``, streaming clip by clip, trimmed to the
-        audio's length; or returns uint8 frames with ``output_type="np"``. ``seed`` None draws a random 63-bit seed."""
+        audio's length; or returns uint8 frames with ``output_type="np"``. ``seed`` None draws a random 63-bit seed.
+        ``frame_callback`` receives the float frames [3, n, H, W] in [-1, 1] that are written, chunk by chunk."""
         import time
 
         from ..video.writer import VideoWriter
@@ -367,23 +425,34 @@ class TalkVersePipeline(DiffusionPipeline):
 
             if image is None:
                 image = first_frame(dub_video)
-        inputs, plan, ref_px = self.prepare_inputs(
-            image, audio_path=audio, prompt=prompt, negative_prompt=negative_prompt, size_bucket=size_bucket,
-            size=size, infer_frames=infer_frames, num_clips=num_clips, sync_shift_frames=sync_shift_frames,
-            image_fit=image_fit, start_from_ref=start_from_ref, prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds, free_text_encoder=free_text_encoder)
-        self._ref_pixels = ref_px
-        if dub_video is not None:
-            dub = DubSource(dub_video, inputs.height, inputs.width, num_inference_steps, shift, dub_strength,
-                            ref_mode=dub_ref, image_fit=image_fit)
-            if dub_ref == "first":
-                inputs.ref_latents = self.encode_video(dub.frame_tensor(0))
+        par = getattr(self, "parallel", None)
+        host = par is None or par.is_host
+        inputs = plan = None
+        if host:  # encoders and the VAE live on the host only
+            inputs, plan, ref_px = self.prepare_inputs(
+                image, audio_path=audio, prompt=prompt, negative_prompt=negative_prompt, size_bucket=size_bucket,
+                size=size, infer_frames=infer_frames, num_clips=num_clips, sync_shift_frames=sync_shift_frames,
+                image_fit=image_fit, start_from_ref=start_from_ref, prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds, free_text_encoder=free_text_encoder)
+            self._ref_pixels = ref_px
+            if dub_video is not None:
+                dub = DubSource(dub_video, inputs.height, inputs.width, num_inference_steps, shift, dub_strength,
+                                ref_mode=dub_ref, image_fit=image_fit)
+                if dub_ref == "first":
+                    inputs.ref_latents = self.encode_video(dub.frame_tensor(0))
+        if par is not None:  # every rank runs the DiT on the same encoded inputs
+            inputs, plan, seed = par.broadcast_object((inputs, plan, seed) if host else None)
+            if dub_video is not None and not host:
+                dub = _RemoteDub(dub_strength, dub_ref)
         t_prep = time.perf_counter() - t0
         frames_iter = self.iter_clips(inputs, seed, num_inference_steps, shift, guidance_scale, start_from_ref,
                                       first_clip_motion, cfg_batch, dub=dub, progress=progress, solver=solver)
         out_frames = None
         path = None
-        if output_type == "mp4":
+        if not host:  # drive the clip loop (DiT shards) without decoding or writing
+            for _ in frames_iter:
+                pass
+        elif output_type == "mp4":
             if output_path is None:
                 raise ValueError("output_path is required for output_type='mp4'")
             meta = {"comment": f"talkverse seed={seed} steps={num_inference_steps} shift={shift} "
@@ -393,8 +462,12 @@ class TalkVersePipeline(DiffusionPipeline):
             with VideoWriter(output_path, fps=25, crf=crf, audio=audio, audio_bitrate=audio_bitrate,
                              max_frames=plan.output_frames, rounding=rounding, metadata=meta,
                              max_audio_seconds=plan.output_frames / 25.0 if capped else None) as writer:
+                written = 0
                 for frames in frames_iter:
                     writer.write(frames)
+                    if frame_callback is not None and written < plan.output_frames:
+                        frame_callback(frames[:, :plan.output_frames - written])
+                    written += frames.shape[1]
             path = Path(output_path)
         elif output_type == "np":
             from ..video.writer import frames_to_uint8

@@ -85,7 +85,7 @@ def test_shard_arithmetic():
     assert s[2].clamp(48) == 0 and s[0].clamp(48) == 48 and s[1].clamp(200) == 50
 
 
-def test_heads_must_divide(tmp_path):
+def test_world_one_is_the_plain_forward(tmp_path):
     from talkverse.parallel.ulysses import sp_forward
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
@@ -174,3 +174,15 @@ def test_generate_multi_rank_equals_single(saved_tiny, mode):
 def test_generate_rejects_incompatible_sizes(saved_tiny):
     res = _generate(saved_tiny, saved_tiny / "x.mp4", 1, "--ulysses_size", "2")
     assert res.returncode == 2 and "does not match the world size 1" in res.stderr, res.stderr[-2000:]
+
+
+def test_size_errors():
+    from talkverse.parallel.state import check_sizes
+
+    check_sizes(4, 2, True, 24)
+    with pytest.raises(ValueError, match="must divide the number of attention heads \\(24\\)"):
+        check_sizes(5, 5, False, 24)
+    with pytest.raises(ValueError, match="does not match the world size 4"):
+        check_sizes(4, 4, True, 24)
+    with pytest.raises(ValueError, match="does not match the world size 3"):
+        check_sizes(3, 2, False)

@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Steps of the demo-model recipe (scripts/train_demo.sh calls them in order).
+
+  encoders  the demo's fixed random umT5 (d_model 40) + word tokenizer and wav2vec2 (width 36, 25 states)
+  data      synthetic talking-face clips in the TalkVerse format: train (seed 1), held-out (seed 2), long (seed 3);
+            text embeddings re-encoded with the demo umT5 so training and inference see the same contexts
+  base      a randomly initialised Wan2.2-TI2V-layout base of configs/s2v_demo.yaml (the trainer's --ckpt_dir)
+  assemble  merge the newest step-N.safetensors into the base and save the TalkVersePipeline folder (transformer in
+            bf16), plus demo/face.png and demo/speech.wav
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def encoders(work: Path) -> None:
+    from talkverse.pipelines.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0)
+    out = work / "encoders"
+    pipe.text_encoder.save_pretrained(out / "text_encoder")
+    pipe.tokenizer.save_pretrained(out / "tokenizer")
+    pipe.audio_encoder.save_pretrained(out / "audio_encoder")
+    pipe.feature_extractor.save_pretrained(out / "audio_encoder")
+    print(f"encoders in {out}")
+
+
+def _reencode_text(root: Path, work: Path) -> None:
+    import csv
+
+    from transformers import UMT5EncoderModel
+
+    from talkverse.data.text_cache import TextEmbeddingCache
+    from talkverse.models.text_encoder import TextEncoder, load_tokenizer
+
+    enc = TextEncoder(UMT5EncoderModel.from_pretrained(work / "encoders" / "text_encoder").eval(),
+                      load_tokenizer(work / "encoders" / "tokenizer"), text_len=16)
+    cache = TextEmbeddingCache(root / "text_embeddings")
+    with open(root / "metadata.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        clip_id = str(Path(row["video_path"]).with_suffix(""))
+        cache.write(clip_id, enc.encode([row["caption"]])[0].float())
+    cache.write_null(enc.encode([""])[0].float())
+
+
+def data(work: Path, num_clips: int) -> None:
+    from talkverse.data.synthetic import write_synthetic_dataset
+
+    for name, n, seed, seconds in (("train", num_clips, 1, (4.0, 6.0)), ("heldout", 10, 2, (4.0, 6.0)),
+                                   ("long", 3, 3, (9.0, 10.0))):
+        root = work / name
+        if not (root / "metadata.csv").exists():
+            write_synthetic_dataset(root, n, size=128, seconds=seconds, seed=seed, text_dim=40)
+        _reencode_text(root, work)
+        print(f"{name}: {n} clips in {root}")
+
+
+def base(work: Path) -> None:
+    from safetensors.torch import save_file
+
+    from talkverse.configs import model_config
+    from talkverse.convert.wan_keys import diffusers_to_original, is_new_module_key
+    from talkverse.models import TalkVerseTransformer3DModel
+
+    torch.manual_seed(0)
+    cfg = model_config("s2v_demo")
+    model = TalkVerseTransformer3DModel(**cfg)
+    sd = {diffusers_to_original(k): v.contiguous() for k, v in model.state_dict().items()}
+    sd = {k: v for k, v in sd.items() if not is_new_module_key(k)}
+    out = work / "base"
+    out.mkdir(parents=True, exist_ok=True)
+    name = "diffusion_pytorch_model-00001-of-00001.safetensors"
+    save_file(sd, out / name, metadata={"format": "pt"})
+    (out / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": {k: name for k in sd}}))
+    (out / "config.json").write_text(json.dumps({
+        "_class_name": "WanModel", "dim": cfg["num_attention_heads"] * cfg["attention_head_dim"], "eps": cfg["eps"],
+        "ffn_dim": cfg["ffn_dim"], "freq_dim": cfg["freq_dim"], "in_dim": cfg["in_channels"], "model_type": "ti2v",
+        "num_heads": cfg["num_attention_heads"], "num_layers": cfg["num_layers"], "out_dim": cfg["out_channels"],
+        "text_len": cfg["text_len"]}))
+    print(f"base in {out}")
+
+
+def newest_export(run: Path) -> Path:
+    files = sorted(run.glob("step-*.safetensors"), key=lambda p: int(p.stem.split("-")[1]))
+    if not files:
+        raise SystemExit(f"no step-N.safetensors in {run}")
+    return files[-1]
+
+
+def assemble(work: Path, out: Path, export: Path | None = None) -> None:
+    import soundfile as sf
+    from diffusers import AutoencoderKLWan
+    from PIL import Image
+    from transformers import UMT5EncoderModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    from talkverse.data.synthetic import babble_audio, draw_identity, reference_image
+    from talkverse.models import TalkVerseTransformer3DModel
+    from talkverse.models.text_encoder import load_tokenizer
+    from talkverse.pipelines import TalkVersePipeline
+    from talkverse.pipelines.scheduling import make_scheduler
+
+    export = export or newest_export(work / "run")
+    transformer = TalkVerseTransformer3DModel.from_wan(str(work / "base"), str(export), config="s2v_demo")
+    enc = work / "encoders"
+    pipe = TalkVersePipeline(transformer=transformer.to(torch.bfloat16), vae=AutoencoderKLWan.from_pretrained(work / "vae"),
+                             scheduler=make_scheduler(5.0),
+                             text_encoder=UMT5EncoderModel.from_pretrained(enc / "text_encoder"),
+                             tokenizer=load_tokenizer(enc / "tokenizer"),
+                             audio_encoder=Wav2Vec2Model.from_pretrained(enc / "audio_encoder"),
+                             feature_extractor=Wav2Vec2FeatureExtractor.from_pretrained(enc / "audio_encoder"))
+    if out.exists():
+        shutil.rmtree(out)
+    pipe.save_pretrained(str(out))
+    (out / "TRAINED_FROM.txt").write_text(f"{export.name} of scripts/train_demo.sh (configs/s2v_demo.yaml)\n")
+    # Demo inputs: an identity and a babble track that training never saw (seed 4).
+    ident = draw_identity(4_000_001)
+    Image.fromarray(reference_image(ident, 128)).save(out.parent / "face.png")
+    wave, _ = babble_audio(6.0, 4_000_003)
+    sf.write(out.parent / "speech.wav", wave, 16000)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"demo pipeline in {out} ({size / 2**20:.1f} MiB), from {export}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("step", choices=["encoders", "data", "base", "assemble"])
+    ap.add_argument("--work", default="demo_work", help="working folder")
+    ap.add_argument("--num_clips", type=int, default=160, help="training clips (data)")
+    ap.add_argument("--out", default="demo/talkverse-tiny-demo", help="pipeline folder (assemble)")
+    ap.add_argument("--export", default=None, help="step-N.safetensors to assemble (default: the newest)")
+    args = ap.parse_args(argv)
+    work = Path(args.work)
+    if args.step == "encoders":
+        encoders(work)
+    elif args.step == "data":
+        data(work, args.num_clips)
+    elif args.step == "base":
+        base(work)
+    else:
+        assemble(work, Path(args.out), Path(args.export) if args.export else None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

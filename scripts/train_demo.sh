@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The committed recipe of the shipped tiny demo model (demo/talkverse-tiny-demo), on CPU.
+#
+#   scripts/train_demo.sh [WORK_DIR]      (default demo_work/)
+#
+# 1. tiny umT5 / tokenizer / wav2vec2 with fixed random weights (talkverse.pipelines.tiny, seed 0)
+# 2. the VAE: AutoencoderKLWan at base width 8 fitted on synthetic faces (scripts/fit_demo_vae.py)
+# 3. the synthetic talking-face dataset in the TalkVerse format (train seed 1, held-out seed 2), text embeddings from
+#    the demo umT5
+# 4. latents pre-computed by scripts/precache.py (24 main + 73 motion frames at 128x128)
+# 5. train_s2v_5b.py, strategy full, from a randomly initialised TI2V-layout base of configs/s2v_demo.yaml
+# 6. the pipeline folder written by scripts/build_demo.py (transformer in bf16)
+# Environment overrides: VAE_MINUTES (25), NUM_CLIPS (160), STEPS (3000), THREADS (2).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+WORK="${1:-demo_work}"
+mkdir -p "$WORK"
+export OMP_NUM_THREADS="${THREADS:-2}"
+
+python scripts/build_demo.py encoders --work "$WORK"
+[[ -f "$WORK/vae/config.json" ]] || python scripts/fit_demo_vae.py --out "$WORK/vae" --minutes "${VAE_MINUTES:-25}" \
+    --frames 5 --batch 4 --lr 2e-3 --threads "${THREADS:-2}"
+python scripts/build_demo.py data --work "$WORK" --num_clips "${NUM_CLIPS:-160}"
+python scripts/precache.py --csv "$WORK/train/metadata.csv" --data_root "$WORK/train" \
+    --text_cache "$WORK/train/text_embeddings" --vae "$WORK/vae" --wav2vec_dir "$WORK/encoders/audio_encoder" \
+    --out "$WORK/latents" --bucket 128x128 --num_frames 24 --dtype fp32
+python scripts/build_demo.py base --work "$WORK"
+python train_s2v_5b.py --ckpt_dir "$WORK/base" --model_config s2v_demo --latent_cache "$WORK/latents" \
+    --text_cache "$WORK/train/text_embeddings" --output_path "$WORK/run" --unfreeze_strategy full \
+    --learning_rate 5e-4 --warmup_steps 100 --batch_size 4 --gradient_accumulation_steps 1 \
+    --max_steps "${STEPS:-3000}" --save_steps 500 --log_interval 50 --gradient_checkpointing false \
+    --export_dtype fp32 --device cpu --seed 0
+python scripts/build_demo.py assemble --work "$WORK" --out demo/talkverse-tiny-demo

@@ -368,6 +368,9 @@ def apply_task(args, parser) -> None:
         args.task = "s2v-tiny-demo" if bare else "s2v-5B"
     if args.task != "s2v-tiny-demo":
         return
+    if not Path(DEMO_DEFAULTS["ckpt_dir"]).is_dir():
+        raise SystemExit(f"error: the tiny demo model is not in this checkout yet ({DEMO_DEFAULTS['ckpt_dir']}); build "
+                         "it with scripts/train_demo.sh, or pass --ckpt_dir/--image/--audio for a real model")
     for key, value in DEMO_DEFAULTS.items():
         if getattr(args, key) in (None, parser.get_default(key)):
             setattr(args, key, value)

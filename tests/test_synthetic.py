@@ -204,7 +204,6 @@ def test_cli_help_and_module_entry(tmp_path, capsys, monkeypatch):
     assert e.value.code == 0
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_espeak_audio_gate():
     wave, gate = espeak_audio("hello there, how are you", seed=1, seconds=2.0)
     assert len(wave) == len(gate) == 32000

@@ -117,3 +117,18 @@ def read_rows(csv_paths: str | Path | Iterable[str | Path], data_root: str | Pat
                     extra={k: v for k, v in r.items() if k not in KNOWN_COLUMNS and k is not None},
                 ))
     return rows
+
+
+METADATA_COLUMNS = ("video_path", "caption", "scenes", "fps")
+
+
+def write_metadata_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Write a metadata CSV (``video_path``, ``caption``, ``scenes``, ``fps``), the format ``read_rows`` reads."""
+    import csv
+
+    path = Path(path)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        wr = csv.DictWriter(f, fieldnames=list(METADATA_COLUMNS))
+        wr.writeheader()
+        wr.writerows(rows)
+    return path

@@ -20,7 +20,6 @@ Run ``python -m talkverse.data.synthetic --help`` (or ``scripts/make_synthetic_d
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import math
@@ -441,6 +440,7 @@ def write_synthetic_dataset(root: str | os.PathLike, num_clips: int, size: int =
     import torch
 
     from ..video.writer import VideoWriter
+    from .rows import write_metadata_csv
     from .text_cache import TextEmbeddingCache
 
     if audio not in ("babble", "espeak"):
@@ -487,12 +487,7 @@ def write_synthetic_dataset(root: str | os.PathLike, num_clips: int, size: int =
         if verbose:
             print(f"{clip}: {T} frames, generate {t_gen:.3f}s, total {time.perf_counter() - t0:.3f}s",
                   file=sys.stderr)
-    csv_path = root / "metadata.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        wr = csv.DictWriter(f, fieldnames=["video_path", "caption", "scenes", "fps"])
-        wr.writeheader()
-        wr.writerows(rows)
-    return csv_path
+    return write_metadata_csv(root / "metadata.csv", rows)
 
 
 def load_ground_truth(gt_path: str | os.PathLike) -> dict:

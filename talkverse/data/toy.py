@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +10,7 @@ import soundfile as sf
 import torch
 
 from ..video.writer import VideoWriter
+from .rows import write_metadata_csv
 from .text_cache import TextEmbeddingCache
 
 SR = 16000
@@ -106,9 +106,4 @@ def write_toy_dataset(root: str | Path, num_clips: int = 3, size: tuple[int, int
         if k % 2:
             (root / rel).write_bytes(rng.bytes(2048))
         rows.append({"video_path": rel, "caption": "broken", "scenes": "", "fps": ""})
-    csv_path = root / "metadata.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        wr = csv.DictWriter(f, fieldnames=["video_path", "caption", "scenes", "fps"])
-        wr.writeheader()
-        wr.writerows(rows)
-    return csv_path
+    return write_metadata_csv(root / "metadata.csv", rows)

@@ -46,17 +46,22 @@ class TalkVerseTransformerBlock(WanTransformerBlock):
     ``temb`` is [B, 2, 6, D]: row 0 modulates tokens [0, split), row 1 tokens [split, L). ``split`` is a Python int.
     """
 
+    # Both helpers work in place on a fresh fp32 tensor (a norm output, a projection output), one slice per segment:
+    # the same arithmetic as diffusers' single-row modulation (x * (1 + scale) + shift, y * gate) and no concat copy.
+    # Autograd supports these in-place updates (the inputs are never leaves or saved for backward).
     @staticmethod
     def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, split: int) -> torch.Tensor:
-        # x [B, L, D] fp32; shift/scale [B, 2, D]
-        return torch.cat(
-            [x[:, :split] * (1 + scale[:, 0:1]) + shift[:, 0:1], x[:, split:] * (1 + scale[:, 1:2]) + shift[:, 1:2]],
-            dim=1,
-        )
+        # x [B, L, D] fp32, fresh; shift/scale [B, 2, D]
+        x[:, :split].mul_(1 + scale[:, 0:1]).add_(shift[:, 0:1])
+        x[:, split:].mul_(1 + scale[:, 1:2]).add_(shift[:, 1:2])
+        return x
 
     @staticmethod
     def _gate(y: torch.Tensor, gate: torch.Tensor, split: int) -> torch.Tensor:
-        return torch.cat([y[:, :split] * gate[:, 0:1], y[:, split:] * gate[:, 1:2]], dim=1)
+        # y [B, L, D] fp32, fresh (a projection output, or its fp32 copy)
+        y[:, :split].mul_(gate[:, 0:1])
+        y[:, split:].mul_(gate[:, 1:2])
+        return y
 
     def forward(  # type: ignore[override]
         self,

@@ -56,15 +56,19 @@ def find_wav2vec(ckpt_dir: Path, wav2vec_dir: str | Path | None) -> Path:
 def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav2vec_dir: str | Path | None = None,
                   *, config: str = "s2v_5b", dit_dtype: torch.dtype = torch.float32,
                   device: str | torch.device = "cpu", t5_cpu: bool = False, lora_alpha: float | None = None,
-                  vae_config: dict | str | None = None, t5_config: dict | str | None = None, dit_only: bool = False):
+                  vae_config: dict | str | None = None, t5_config: dict | str | None = None, dit_only: bool = False,
+                  profile: str | None = None, perf: dict | None = None):
     """The pipeline on ``device`` (umT5 stays on the CPU with ``t5_cpu``). DiT weights in ``dit_dtype`` (fp32
     islands kept); VAE and wav2vec2 in fp32; umT5 in bf16 as shipped. ``config`` / ``vae_config`` / ``t5_config``
     name the architectures of original-layout files (defaults: the real 5B model, Wan2.2 VAE, umT5-XXL).
-    ``dit_only`` loads just the transformer (the non-host ranks of a multi-rank run)."""
+    ``dit_only`` loads just the transformer (the non-host ranks of a multi-rank run). ``profile`` ("default",
+    "fast", "low_vram") and ``perf`` (single options, e.g. ``{"fp8": True}``) apply :mod:`talkverse.perf.optimize`;
+    with group offloading the DiT weights never move to ``device`` as a whole."""
     from ..audio.wav2vec import Wav2Vec2Features
     from ..models.text_encoder import TextEncoder
     from ..models.transformer_talkverse import TalkVerseTransformer3DModel
     from ..models.vae import TalkVerseVAE
+    from ..perf.optimize import PerfOptions, apply_optimizations, resolve_profile
     from .pipeline_talkverse import TalkVersePipeline
     from .scheduling import make_scheduler
 
@@ -106,12 +110,18 @@ def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav
     if pipe.audio_encoder is None and wav2vec_dir is not None and not dit_only:
         w2v = Wav2Vec2Features.from_pretrained(wav2vec_dir)
         pipe.register_modules(audio_encoder=w2v.model, feature_extractor=w2v.feature_extractor)
+    opts = resolve_profile(profile, **(perf or {}))
+    t5_cpu = bool(t5_cpu or opts.t5_cpu)
     dev = torch.device(device)
     for name in ("transformer", "vae", "audio_encoder"):
         m = getattr(pipe, name)
         if m is not None:
-            m.to(dev).eval()
+            m.eval()
+            if not (name == "transformer" and opts.group_offload):
+                m.to(dev)
     if pipe.text_encoder is not None:
         pipe.text_encoder.to("cpu" if t5_cpu else dev).eval()
     pipe.t5_cpu = t5_cpu
+    if opts != PerfOptions():
+        apply_optimizations(pipe, opts, dev)
     return pipe

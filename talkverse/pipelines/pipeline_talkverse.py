@@ -110,7 +110,17 @@ class TalkVersePipeline(DiffusionPipeline):
 
     @property
     def exec_device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
+        from ..perf.optimize import onload_device
+
+        return onload_device(self.transformer)  # the group-offload onload device when the DiT is offloaded
+
+    def enable_optimizations(self, profile: str | None = None, device: torch.device | str | None = None, **options):
+        """Apply a performance profile ("default", "fast", "low_vram") and/or single options (``dtype``,
+        ``attention_backend``, ``compile``, ``fp8``, ``group_offload``, ``offload_encoders``, ``t5_cpu``); see
+        :mod:`talkverse.perf.optimize`."""
+        from ..perf.optimize import apply_optimizations, resolve_profile
+
+        return apply_optimizations(self, resolve_profile(profile, **options), device)
 
     @contextlib.contextmanager
     def _on(self, module: torch.nn.Module | None, device: torch.device):

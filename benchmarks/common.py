@@ -95,11 +95,12 @@ def xlsr53_wav2vec(device: torch.device):
     return Wav2Vec2Model(cfg).to(device).eval(), fe
 
 
-def random_pipeline(tiny: bool, device: torch.device, seed: int = 0):
+def random_pipeline(tiny: bool, device: torch.device, seed: int = 0, dit_device: torch.device | str | None = None):
     """(pipeline, prompt kwargs). CPU/tiny: ``talkverse.pipelines.tiny`` (all real component classes, tiny umT5).
     Full size: the 5B DiT in bf16 and the Wan2.2 VAE (fp32) with random weights, a random xlsr-53-shaped wav2vec2,
     no umT5 (random 4096-wide prompt embeddings instead: umT5 runs once per video, on the CPU in the low_vram
-    profile, and its random-weight build would dominate the setup)."""
+    profile, and its random-weight build would dominate the setup). ``dit_device``: where the DiT is built (the CPU
+    for group offloading, so that its weights never sit on the GPU as a whole)."""
     from talkverse.configs import model_config
     from talkverse.pipelines.pipeline_talkverse import TalkVersePipeline
     from talkverse.pipelines.scheduling import make_scheduler
@@ -114,7 +115,7 @@ def random_pipeline(tiny: bool, device: torch.device, seed: int = 0):
 
     from talkverse.models.vae import vae_config
 
-    dit = random_dit(model_config("s2v_5b"), device, torch.bfloat16, seed)
+    dit = random_dit(model_config("s2v_5b"), torch.device(dit_device or device), torch.bfloat16, seed)
     with torch.device(device):
         vae = AutoencoderKLWan(**vae_config()).eval()
     w2v, fe = xlsr53_wav2vec(device)

@@ -116,6 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no_cfg_batch", action="store_true", help="run the CFG branches one after the other (less "
                                                                "memory)")
 
+    f = p.add_argument_group("performance (docs/performance.md)")
+    f.add_argument("--profile", default="default", choices=["default", "fast", "low_vram"],
+                   help="default: only the flags below; fast: bf16 + fastest attention + compiled blocks; low_vram: "
+                        "a minute-long 704x1280 video within 24 GB (bf16 compute, fp8 weight storage, block-level "
+                        "group offloading with streams, wav2vec2 offloaded, umT5 on the CPU, streaming decode)")
+    f.add_argument("--attention_backend", default=None,
+                   choices=["auto", "sdpa", "cudnn", "flash", "efficient", "math", "flash-attn", "fa3", "sage"],
+                   help="DiT attention kernel: auto = SDPA-cuDNN on Hopper, else SDPA-flash/efficient; flash-attn, "
+                        "fa3 and sage need their packages (sage is lossy)")
+    f.add_argument("--compile", action="store_true", help="torch.compile the repeated DiT blocks (regional, "
+                                                          "fullgraph; the first clip pays the compile time)")
+    f.add_argument("--fp8", action="store_true", help="store the DiT linear weights in float8_e4m3fn and upcast them "
+                                                      "per layer (halves weight memory; lossy)")
+    f.add_argument("--group_offload", action="store_true", help="keep the DiT weights on the CPU and copy one block "
+                                                                "at a time to the GPU (block-level, CUDA streams)")
+
     o = p.add_argument_group("output")
     o.add_argument("--save_file", help="output mp4 (default: <output_dir>/<image-stem>_<size>_<F>f_<seed>.mp4)")
     o.add_argument("--output_dir", default="outputs", help="folder for outputs (default: outputs)")
@@ -189,6 +205,9 @@ def _device(args):
 
 
 def _load(args, device, dit_only: bool = False):
+    from talkverse.perf.optimize import apply_cli_options, profile_load_flags
+
+    profile_load_flags(args)
     import torch
 
     from talkverse.pipelines.loading import load_pipeline
@@ -197,6 +216,7 @@ def _load(args, device, dit_only: bool = False):
     pipe = load_pipeline(args.ckpt_dir, args.lora_ckpt, args.wav2vec_dir, config=args.model_config, dit_dtype=dtype,
                          device=device, t5_cpu=args.t5_cpu, lora_alpha=args.lora_alpha, dit_only=dit_only)
     pipe.offload_encoders = args.offload_model
+    apply_cli_options(args, pipe, device)
     if args.quiet:
         pipe.set_progress_bar_config(disable=True)
     return pipe

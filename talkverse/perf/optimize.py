@@ -195,9 +195,32 @@ def apply_optimizations(pipe_or_model, opts: PerfOptions, device: torch.device |
     if pipe is not None:
         if opts.offload_encoders is not None:
             pipe.offload_encoders = opts.offload_encoders
+            if opts.offload_encoders and pipe.audio_encoder is not None:
+                pipe.audio_encoder.to("cpu")  # moved to the device only for its one pass per video
         if opts.t5_cpu is not None:
             pipe.t5_cpu = opts.t5_cpu
             if opts.t5_cpu and pipe.text_encoder is not None:
                 pipe.text_encoder.to("cpu")
         pipe.perf_options = opts
     return pipe_or_model
+
+
+# ------------------------------------------------------------------ generate.py (--profile and the single flags)
+def profile_load_flags(args) -> None:
+    """Set the loader flags a profile needs before anything is loaded (umT5 on the CPU, encoder offload, bf16)."""
+    opts = resolve_profile(getattr(args, "profile", None))
+    if opts.t5_cpu:
+        args.t5_cpu = True
+    if opts.offload_encoders:
+        args.offload_model = True
+    if opts.dtype == "bf16":
+        args.convert_model_dtype = True
+
+
+def apply_cli_options(args, pipe, device) -> None:
+    """Apply ``--profile`` plus ``--attention_backend/--compile/--fp8/--group_offload`` to a loaded pipeline."""
+    opts = resolve_profile(getattr(args, "profile", None), attention_backend=getattr(args, "attention_backend", None),
+                           compile=getattr(args, "compile", False), fp8=getattr(args, "fp8", False),
+                           group_offload=getattr(args, "group_offload", False))
+    if opts != PerfOptions():
+        apply_optimizations(pipe, opts, device)

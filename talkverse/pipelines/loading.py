@@ -68,7 +68,7 @@ def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav
     from ..models.text_encoder import TextEncoder
     from ..models.transformer_talkverse import TalkVerseTransformer3DModel
     from ..models.vae import TalkVerseVAE
-    from ..perf.optimize import PerfOptions, apply_optimizations, resolve_profile
+    from ..perf.optimize import PerfOptions, apply_optimizations, cast_dit, resolve_profile
     from .pipeline_talkverse import TalkVersePipeline
     from .scheduling import make_scheduler
 
@@ -81,7 +81,7 @@ def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav
         skip = dict(vae=None, text_encoder=None, tokenizer=None, audio_encoder=None, feature_extractor=None) \
             if dit_only else {}
         pipe = TalkVersePipeline.from_pretrained(str(root), local_files_only=True, **skip)
-        pipe.transformer.to(dit_dtype)
+        cast_dit(pipe.transformer, dit_dtype)  # not .to(dtype): the fp32 islands stay fp32
     else:
         transformer = TalkVerseTransformer3DModel.from_wan(str(root), None if lora_ckpt is None else str(lora_ckpt),
                                                            config=config, torch_dtype=dit_dtype, device="cpu",

@@ -195,27 +195,18 @@ def _validate_inputs(args) -> str | None:
 
 
 def _device(args):
-    import torch
+    from talkverse.pipelines.from_args import default_device
 
-    if args.device:
-        return torch.device(args.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+    return default_device(args.device)
 
 
 def _load(args, device, dit_only: bool = False):
     from talkverse.perf.optimize import apply_cli_options, profile_load_flags
 
     profile_load_flags(args)
-    import torch
+    from talkverse.pipelines.from_args import load_pipeline_from_args
 
-    from talkverse.pipelines.loading import load_pipeline
-
-    dtype = torch.bfloat16 if args.convert_model_dtype else torch.float32
-    pipe = load_pipeline(args.ckpt_dir, args.lora_ckpt, args.wav2vec_dir, config=args.model_config, dit_dtype=dtype,
-                         device=device, t5_cpu=args.t5_cpu, lora_alpha=args.lora_alpha, dit_only=dit_only)
-    pipe.offload_encoders = args.offload_model
+    pipe = load_pipeline_from_args(args, device, dit_only=dit_only)
     apply_cli_options(args, pipe, device)
     if args.quiet:
         pipe.set_progress_bar_config(disable=True)
@@ -374,26 +365,14 @@ def check_ckpt(args) -> int:
     return 0
 
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
-# The demo model's settings (its training recipe: scripts/train_demo.sh); flags given explicitly win.
-DEMO_DEFAULTS = {"ckpt_dir": str(DEMO_DIR / "talkverse-tiny-demo"), "image": str(DEMO_DIR / "face.png"),
-                 "audio": str(DEMO_DIR / "speech.wav"), "size_bucket": "128x128", "infer_frames": 24,
-                 "sample_steps": 20, "sample_guide_scale": 4.0, "base_seed": 0, "model_config": "s2v_demo"}
-
-
 def apply_task(args, parser) -> None:
     """Fill the demo task's defaults into every option the user left at its s2v-5B default."""
-    if args.task is None:
-        bare = not (args.ckpt_dir or args.image or args.audio or args.batch_file or args.dub_video)
-        args.task = "s2v-tiny-demo" if bare else "s2v-5B"
-    if args.task != "s2v-tiny-demo":
+    from talkverse.pipelines.demo import DEMO_TASK, apply_demo_task
+
+    bare = not (args.ckpt_dir or args.image or args.audio or args.batch_file or args.dub_video)
+    apply_demo_task(args, parser, bare=bare)
+    if args.task != DEMO_TASK:
         return
-    if not Path(DEMO_DEFAULTS["ckpt_dir"]).is_dir():
-        raise SystemExit(f"error: the tiny demo model is not in this checkout yet ({DEMO_DEFAULTS['ckpt_dir']}); build "
-                         "it with scripts/train_demo.sh, or pass --ckpt_dir/--image/--audio for a real model")
-    for key, value in DEMO_DEFAULTS.items():
-        if getattr(args, key) in (None, parser.get_default(key)):
-            setattr(args, key, value)
     if args.save_file is None and args.output_dir == parser.get_default("output_dir"):
         args.save_file = str(Path(args.output_dir) / f"demo_{args.base_seed}.mp4")
 

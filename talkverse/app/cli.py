@@ -1,0 +1,147 @@
+"""``python -m talkverse.app``: the flags, and the launch (model loaded lazily, requests queued one at a time).
+
+Without --ckpt_dir the page runs the shipped tiny demo model (demo/talkverse-tiny-demo) with its settings, as
+``python generate.py`` does; --ckpt_dir/--lora_ckpt take what generate.py takes (the original or Diffusers Wan2.2-TI2V-5B
+layout plus the TalkVerse file, or a saved TalkVersePipeline folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+DESCRIPTION = """Serve the TalkVerse web UI: upload a portrait and speech (or record it), get a lip-synced mp4.
+
+  python -m talkverse.app                                   # the shipped tiny demo model (CPU), 127.0.0.1:7860
+  python -m talkverse.app --ckpt_dir ckpts/Wan2.2-TI2V-5B --lora_ckpt ckpts/talkverse_s2v_5b.safetensors \\
+      --wav2vec_dir ckpts/wav2vec2-large-xlsr-53-english --convert_model_dtype
+
+The model is loaded on the first request and shared by every user; requests are queued and run one at a time.
+The sampling flags only set the page's initial values (each user can change them under "Advanced settings")."""
+
+
+def _positive(kind):
+    def parse(v: str):
+        x = kind(v)
+        if x <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {v}")
+        return x
+
+    return parse
+
+
+def _non_negative_int(v: str) -> int:
+    x = int(v)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
+    return x
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m talkverse.app", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    m = p.add_argument_group("model (as generate.py)")
+    m.add_argument("--task", default=None, choices=["s2v-5B", "s2v-tiny-demo"],
+                   help="s2v-tiny-demo: the demo model's settings (128x128, 24 frames per clip, 20 steps, guide 4, "
+                        "seed 0), and its folder unless --ckpt_dir is given; s2v-5B: the real model's settings. "
+                        "Default: s2v-tiny-demo without --ckpt_dir, else s2v-5B")
+    m.add_argument("--ckpt_dir", help="Wan2.2-TI2V-5B directory (original or Diffusers layout) or a saved "
+                                      "TalkVersePipeline folder (default: the demo model, demo/talkverse-tiny-demo)")
+    m.add_argument("--lora_ckpt", help="the TalkVerse checkpoint (.safetensors), merged into the DiT at load time")
+    m.add_argument("--wav2vec_dir", help="local wav2vec2-large-xlsr-53-english folder (default: "
+                                         "<ckpt_dir>/audio_encoder or <ckpt_dir>/wav2vec2-large-xlsr-53-english)")
+    m.add_argument("--model_config", default="s2v_5b", help="transformer config preset for the original layout "
+                                                            "(configs/<name>.yaml; the demo task sets s2v_demo)")
+    m.add_argument("--lora_alpha", type=float, default=None, help="LoRA alpha (default: the file's metadata, else 128)")
+    m.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available, else cpu)")
+    m.add_argument("--convert_model_dtype", action="store_true", help="DiT weights in bf16 (fp32 islands kept)")
+    m.add_argument("--offload_model", action="store_true", help="keep umT5/wav2vec2 on the CPU except while they run")
+    m.add_argument("--t5_cpu", action="store_true", help="run umT5 on the CPU")
+
+    d = p.add_argument_group("the page's initial settings")
+    d.add_argument("--prompt", default="A person is speaking to the camera.", help="initial prompt")
+    d.add_argument("--neg_prompt", "--negative_prompt", dest="neg_prompt", default=None,
+                   help="initial negative prompt (default: the s2v-5B config's Chinese negative prompt)")
+    d.add_argument("--size_bucket", default="fasttalk-720",
+                   help="fasttalk-720 | fasttalk-480 (nearest aspect ratio) or a fixed HxW such as 128x128")
+    d.add_argument("--infer_frames", type=int, default=120, help="frames per clip (multiple of 4, 4..160)")
+    d.add_argument("--sample_steps", type=int, default=50, help="denoising steps per clip")
+    d.add_argument("--sample_guide_scale", type=float, default=6.5, help="CFG scale (<= 1 disables CFG)")
+    d.add_argument("--base_seed", type=int, default=-1, help="seed; -1 = a random seed per request")
+
+    s = p.add_argument_group("server")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
+                                                       "0.0.0.0 serves the network)")
+    s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    s.add_argument("--max_audio_seconds", type=_positive(float), default=120.0,
+                   help="longest speech accepted, in seconds (default 120); longer uploads get an error message")
+    s.add_argument("--history", type=_non_negative_int, default=8,
+                   help="results shown in the gallery of each browser session (default 8; 0 hides it)")
+    s.add_argument("--output_dir", default=None,
+                   help="folder for the generated mp4s (default: a new temporary folder)")
+    s.add_argument("--max_file_size", default="200mb", help="largest upload accepted (default 200mb)")
+    s.add_argument("--queue_size", type=_positive(int), default=None,
+                   help="requests allowed to wait in the queue (default: unlimited)")
+
+    e = p.add_argument_group("prompt enhancement (optional)")
+    e.add_argument("--enhancer", default=None,
+                   help="local transformers chat model folder (AutoModelForCausalLM + a tokenizer with a chat "
+                        "template); shows an 'Enhance prompt' button that rewrites the prompt as a visual "
+                        "description plus the audio style. Without it the button is hidden")
+    e.add_argument("--enhancer_device", default="cpu", help="device of the enhancer model (default cpu)")
+    e.add_argument("--enhancer_max_new_tokens", type=_positive(int), default=160,
+                   help="longest enhanced prompt, in tokens (default 160)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and resolve the task: the demo's settings fill every option left at its default (as generate.py)."""
+    from ..pipelines.demo import apply_demo_task
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.ckpt_dir_given = args.ckpt_dir is not None
+    apply_demo_task(args, parser, bare=not args.ckpt_dir_given)
+    if not Path(args.ckpt_dir).exists():
+        parser.error(f"--ckpt_dir {args.ckpt_dir}: not found")
+    if args.enhancer is not None and not Path(args.enhancer).is_dir():
+        parser.error(f"--enhancer {args.enhancer}: not a folder")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("httpx", "urllib3", "diffusers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from ..pipelines.from_args import default_device, load_pipeline_from_args
+    from .enhancer import PromptEnhancer
+    from .model import ModelCache
+    from .settings import settings_from_args
+    from .ui import build_ui
+
+    settings = settings_from_args(args)
+
+    def load():
+        logging.getLogger("talkverse.app").info("loading %s", args.ckpt_dir)
+        pipe = load_pipeline_from_args(args, default_device(args.device))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    enhancer = None if args.enhancer is None else PromptEnhancer(args.enhancer, device=args.enhancer_device,
+                                                                 max_new_tokens=args.enhancer_max_new_tokens)
+    demo = build_ui(settings, ModelCache(load), enhancer)
+    demo.queue(default_concurrency_limit=1, max_size=args.queue_size)
+    print(f"talkverse app: {args.task} model {args.ckpt_dir}; outputs in {settings.output_dir}", flush=True)
+    demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(settings.output_dir)],
+                max_file_size=args.max_file_size, ssr_mode=False, show_error=False, quiet=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""What the page shows by default and the limits it enforces, resolved once from the command line."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..pipelines.pipeline_talkverse import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
+
+SIZE_BUCKETS = ("fasttalk-720", "fasttalk-480", "128x128", "256x256", "512x512")
+
+
+@dataclass
+class AppSettings:
+    prompt: str = DEFAULT_PROMPT
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    size_bucket: str = "fasttalk-720"
+    infer_frames: int = 120
+    steps: int = 50
+    guide_scale: float = 6.5
+    seed: int = -1  # -1: a random seed per request
+    max_audio_seconds: float = 120.0
+    history: int = 8  # results kept in the gallery
+    output_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="talkverse-app-")))
+    model_name: str = ""  # shown in the page's header
+
+    @property
+    def size_buckets(self) -> list[str]:
+        return list(dict.fromkeys([self.size_bucket, *SIZE_BUCKETS]))
+
+
+def settings_from_args(args) -> AppSettings:
+    """The page's defaults: generate.py's (or, for the demo task, the demo model's) unless a flag says otherwise."""
+    out = Path(args.output_dir) if args.output_dir else None
+    kw = {} if out is None else {"output_dir": out}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    name = "the tiny demo model" if args.task == "s2v-tiny-demo" and not args.ckpt_dir_given else \
+        Path(args.ckpt_dir).resolve().name
+    return AppSettings(prompt=args.prompt, negative_prompt=DEFAULT_NEGATIVE_PROMPT if args.neg_prompt is None
+                       else args.neg_prompt, size_bucket=args.size_bucket, infer_frames=args.infer_frames,
+                       steps=args.sample_steps, guide_scale=args.sample_guide_scale, seed=args.base_seed,
+                       max_audio_seconds=args.max_audio_seconds, history=args.history, model_name=name, **kw)

@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool", type=int, default=96, help="rendered clips to draw windows from")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    ap.add_argument("--init", default=None,
+                    help="start from this fitted vae/ folder (the recipe's second stage: longer windows, so the "
+                         "causal cache across 4-frame chunks is trained)")
     args = ap.parse_args(argv)
     from diffusers import AutoencoderKLWan
 
@@ -79,12 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     full = vae_config()
-    vae = AutoencoderKLWan(**DEMO_VAE, latents_mean=full["latents_mean"], latents_std=full["latents_std"])
+    if args.init:
+        vae = AutoencoderKLWan.from_pretrained(args.init, local_files_only=True)
+    else:
+        vae = AutoencoderKLWan(**DEMO_VAE, latents_mean=full["latents_mean"], latents_std=full["latents_std"])
     opt = torch.optim.Adam(vae.parameters(), lr=args.lr)
     pool = clip_pool(args.pool, args.size, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out.parent / "vae_fit_log.jsonl", "w")
+    log = open(out.parent / "vae_fit_log.jsonl", "a")
     t0, step, ema = time.time(), 0, None
     while step < args.max_steps and time.time() - t0 < args.minutes * 60:
         x, w = sample_batch(pool, args.batch, args.frames, rng)

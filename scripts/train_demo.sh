@@ -10,7 +10,7 @@
 # 4. latents pre-computed by scripts/precache.py (24 main + 73 motion frames at 128x128)
 # 5. train_s2v_5b.py, strategy full, from a randomly initialised TI2V-layout base of configs/s2v_demo.yaml
 # 6. the pipeline folder written by scripts/build_demo.py (transformer in bf16)
-# Environment overrides: VAE_MINUTES (25), NUM_CLIPS (160), STEPS (3000), THREADS (2).
+# Environment overrides: VAE_MINUTES (22), VAE2_MINUTES (16), NUM_CLIPS (160), STEPS (3000), THREADS (2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WORK="${1:-demo_work}"
@@ -18,8 +18,12 @@ mkdir -p "$WORK"
 export OMP_NUM_THREADS="${THREADS:-2}"
 
 python scripts/build_demo.py encoders --work "$WORK"
-[[ -f "$WORK/vae/config.json" ]] || python scripts/fit_demo_vae.py --out "$WORK/vae" --minutes "${VAE_MINUTES:-25}" \
-    --frames 5 --batch 4 --lr 2e-3 --threads "${THREADS:-2}"
+# VAE stage 1: short windows (1 + 4 frames) learn the image; stage 2: 13-frame windows train the causal cache that
+# carries context from one 4-frame chunk to the next (without it every frame after the 5th decodes badly).
+[[ -f "$WORK/vae_stage1/config.json" ]] || python scripts/fit_demo_vae.py --out "$WORK/vae_stage1" \
+    --minutes "${VAE_MINUTES:-22}" --frames 5 --batch 4 --lr 2e-3 --threads "${THREADS:-2}"
+[[ -f "$WORK/vae/config.json" ]] || python scripts/fit_demo_vae.py --init "$WORK/vae_stage1" --out "$WORK/vae" \
+    --minutes "${VAE2_MINUTES:-16}" --frames 13 --batch 2 --lr 1e-3 --threads "${THREADS:-2}" --seed 1
 python scripts/build_demo.py data --work "$WORK" --num_clips "${NUM_CLIPS:-160}"
 python scripts/precache.py --csv "$WORK/train/metadata.csv" --data_root "$WORK/train" \
     --text_cache "$WORK/train/text_embeddings" --vae "$WORK/vae" --wav2vec_dir "$WORK/encoders/audio_encoder" \

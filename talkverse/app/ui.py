@@ -6,7 +6,7 @@ import logging
 
 import gradio as gr
 
-from .components import PortraitImage
+from .components import portrait_image
 from .enhancer import EnhancerError, PromptEnhancer
 from .generation import generate_video
 from .history import add_result
@@ -73,7 +73,7 @@ def build_ui(settings: AppSettings, models: ModelCache, enhancer: PromptEnhancer
         history = gr.State([])
         with gr.Row():
             with gr.Column():
-                image = PortraitImage(label="Portrait", type="filepath", sources=["upload", "clipboard"],
+                image = portrait_image(label="Portrait", type="filepath", sources=["upload", "clipboard"],
                                       elem_id="portrait", height=300)
                 audio = gr.Audio(label=f"Speech (up to {settings.max_audio_seconds:g} s)",
                                  sources=["upload", "microphone"], type="filepath", elem_id="speech")

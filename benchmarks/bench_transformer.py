@@ -47,6 +47,10 @@ def parse():
     return p.parse_args()
 
 
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
 def block_compare(rep: Reporter, dev: torch.device, args) -> None:
     """Our block vs diffusers' on the same weights and shape (both modulation rows equal: identical outputs)."""
     from diffusers.models.transformers.transformer_wan import WanTransformerBlock
@@ -125,26 +129,39 @@ def main() -> None:
                     ms = interleaved({"f": lambda: model(**inputs)}, dev, args.warmup, args.iters)["f"]
                 row("dit", motion, "fwd", backend, ms)
         set_attention_backend(model, backends[0], dev)
-        if args.fp8 and "fwd" in modes:
-            m8 = common.random_dit(cfg, dev, dtype)
-            set_attention_backend(m8, backends[0], dev)
-            enable_fp8(m8)
-            reset_peak(dev)
+        if (args.fp8 or args.compile) and "fwd" in modes:
+            # Each variant against its absence, timed interleaved with the plain model (same backend, same inputs).
+            variants = {"dit": lambda: model(**inputs)}
+            extra = {}
+            if args.fp8:
+                m8 = common.random_dit(cfg, dev, dtype)
+                set_attention_backend(m8, backends[0], dev)
+                enable_fp8(m8)
+                variants["dit_fp8"] = lambda: m8(**inputs)
+                with torch.no_grad():
+                    ref = model(**inputs).sample
+                    extra["dit_fp8"] = {"rel_diff_vs_dit": rel_diff(m8(**inputs).sample, ref)}
+            if args.compile:
+                torch._dynamo.reset()
+                mc = common.random_dit(cfg, dev, dtype)
+                set_attention_backend(mc, backends[0], dev)
+                mc.compile_repeated_blocks(fullgraph=True, dynamic=False)
+                with torch.no_grad():
+                    compile_ms = time_once(lambda: mc(**inputs), dev)
+                    mc.load_state_dict(model.state_dict())  # same weights: the difference is the compiler's
+                    extra["dit_compiled"] = {"first_call_ms": compile_ms,
+                                             "rel_diff_vs_dit": rel_diff(mc(**inputs).sample, model(**inputs).sample)}
+                variants["dit_compiled"] = lambda: mc(**inputs)
+            reset_peak(dev)  # peak of all variants together
             with torch.no_grad():
-                ms = interleaved({"f": lambda: m8(**inputs)}, dev, args.warmup, args.iters)["f"]
-            row("dit_fp8", motion, "fwd", backends[0], ms)
-            del m8
-        if args.compile and "fwd" in modes:
-            torch._dynamo.reset()
-            mc = common.random_dit(cfg, dev, dtype)
-            set_attention_backend(mc, backends[0], dev)
-            mc.compile_repeated_blocks(fullgraph=True, dynamic=False)
-            with torch.no_grad():
-                compile_ms = time_once(lambda: mc(**inputs), dev)
-                reset_peak(dev)
-                ms = interleaved({"f": lambda: mc(**inputs)}, dev, args.warmup, args.iters)["f"]
-            row("dit_compiled", motion, "fwd", backends[0], ms, {"first_call_ms": compile_ms})
-            del mc
+                ms = interleaved(variants, dev, args.warmup, args.iters)
+            base = stats(ms["dit"])["ms"]
+            for name in variants:
+                if name != "dit":
+                    row(name, motion, "fwd", backends[0], ms[name],
+                        {**extra[name], "ms_dit_interleaved": stats(ms["dit"])["ms"],
+                         "speedup_vs_dit": base / stats(ms[name])["ms"]})
+            m8 = mc = None
         if "fwdbwd" in modes:
             from talkverse.training.setup import apply_strategy
 

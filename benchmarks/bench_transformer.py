@@ -172,9 +172,11 @@ def main() -> None:
             if not args.no_ac:
                 mt.enable_gradient_checkpointing()
 
-            def step():
+            def step():  # as the trainer: fp32 trainables (LoRA, S2V modules, time/head) under bf16 autocast
                 mt.zero_grad(set_to_none=True)
-                mt(**inputs).sample.float().square().mean().backward()
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                    loss = mt(**inputs).sample.float().square().mean()
+                loss.backward()
 
             reset_peak(dev)
             ms = interleaved({"s": step}, dev, args.warmup, args.iters)["s"]

@@ -201,13 +201,11 @@ def _device(args):
 
 
 def _load(args, device, dit_only: bool = False):
-    from talkverse.perf.optimize import apply_cli_options, profile_load_flags
-
-    profile_load_flags(args)
+    from talkverse.perf.optimize import profile_load_flags
     from talkverse.pipelines.from_args import load_pipeline_from_args
 
-    pipe = load_pipeline_from_args(args, device, dit_only=dit_only)
-    apply_cli_options(args, pipe, device)
+    profile_load_flags(args)  # --profile low_vram: --t5_cpu --offload_model --convert_model_dtype
+    pipe = load_pipeline_from_args(args, device, dit_only=dit_only)  # applies --profile and the perf flags
     if args.quiet:
         pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -269,3 +269,27 @@ def test_low_vram_profile_runs_the_pipeline_close_to_default(tmp_path):
     low = pipe(_image(64), wav, **kw).frames.astype(np.float32)
     assert low.shape == ref.shape
     assert np.abs(low - ref).mean() < 4.0  # uint8 levels; measured in benchmarks/RESULTS.md
+
+
+def test_cli_loader_applies_profile_and_flags(tmp_path):
+    """generate.py's loader path (profile_load_flags + load_pipeline_from_args) on a saved tiny pipeline."""
+    from argparse import Namespace
+
+    from talkverse.perf.optimize import profile_load_flags
+    from talkverse.pipelines.from_args import load_pipeline_from_args
+    from talkverse.pipelines.tiny import tiny_pipeline
+
+    tiny_pipeline().save_pretrained(str(tmp_path / "p"))
+    args = Namespace(ckpt_dir=str(tmp_path / "p"), profile="low_vram", convert_model_dtype=False, t5_cpu=False,
+                     offload_model=False, attention_backend=None, compile=False, fp8=False, group_offload=False)
+    profile_load_flags(args)
+    assert args.t5_cpu and args.offload_model and args.convert_model_dtype
+    pipe = load_pipeline_from_args(args, torch.device("cpu"))
+    tr = pipe.transformer
+    assert pipe.t5_cpu and pipe.offload_encoders and pipe.perf_options.group_offload
+    assert tr.blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
+    assert tr.proj_out.weight.dtype == torch.float32  # fp32 island kept through the bf16 cast
+    assert tr.blocks[0]._diffusers_hook.get_hook("group_offloading") is not None
+    plain = load_pipeline_from_args(Namespace(ckpt_dir=str(tmp_path / "p"), fp8=True), torch.device("cpu"))
+    assert plain.transformer.blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
+    assert not plain.perf_options.group_offload and not plain.t5_cpu

@@ -215,12 +215,3 @@ def profile_load_flags(args) -> None:
         args.offload_model = True
     if opts.dtype == "bf16":
         args.convert_model_dtype = True
-
-
-def apply_cli_options(args, pipe, device) -> None:
-    """Apply ``--profile`` plus ``--attention_backend/--compile/--fp8/--group_offload`` to a loaded pipeline."""
-    opts = resolve_profile(getattr(args, "profile", None), attention_backend=getattr(args, "attention_backend", None),
-                           compile=getattr(args, "compile", False), fp8=getattr(args, "fp8", False),
-                           group_offload=getattr(args, "group_offload", False))
-    if opts != PerfOptions():
-        apply_optimizations(pipe, opts, device)

@@ -1,7 +1,8 @@
 """Load a TalkVersePipeline from parsed command-line options (shared by generate.py and the web app).
 
 ``args`` needs ``ckpt_dir``; ``lora_ckpt``, ``wav2vec_dir``, ``model_config``, ``lora_alpha``, ``convert_model_dtype``,
-``t5_cpu`` and ``offload_model`` are read when present (generate.py's flag names), else their defaults.
+``t5_cpu``, ``offload_model`` and the performance flags (``profile``, ``attention_backend``, ``compile``, ``fp8``,
+``group_offload``; talkverse.perf.optimize) are read when present (generate.py's flag names), else their defaults.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def load_pipeline_from_args(args, device: torch.device, dit_only: bool = False):
     pipe = load_pipeline(args.ckpt_dir, getattr(args, "lora_ckpt", None), getattr(args, "wav2vec_dir", None),
                          config=getattr(args, "model_config", "s2v_5b"), dit_dtype=dtype, device=device,
                          t5_cpu=getattr(args, "t5_cpu", False), lora_alpha=getattr(args, "lora_alpha", None),
-                         dit_only=dit_only)
-    pipe.offload_encoders = getattr(args, "offload_model", False)
+                         dit_only=dit_only, profile=getattr(args, "profile", None), perf=perf_options_from_args(args))
+    pipe.offload_encoders = pipe.offload_encoders or getattr(args, "offload_model", False)
     return pipe
+
+
+def perf_options_from_args(args) -> dict:
+    """generate.py's single performance flags (--attention_backend, --compile, --fp8, --group_offload), when present."""
+    return dict(attention_backend=getattr(args, "attention_backend", None), compile=getattr(args, "compile", False),
+                fp8=getattr(args, "fp8", False), group_offload=getattr(args, "group_offload", False))

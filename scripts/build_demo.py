@@ -97,7 +97,7 @@ def newest_export(run: Path) -> Path:
     return files[-1]
 
 
-def assemble(work: Path, out: Path, export: Path | None = None) -> None:
+def assemble(work: Path, out: Path, export: Path | None = None, run: Path | None = None) -> None:
     import soundfile as sf
     from diffusers import AutoencoderKLWan
     from PIL import Image
@@ -109,7 +109,7 @@ def assemble(work: Path, out: Path, export: Path | None = None) -> None:
     from talkverse.pipelines import TalkVersePipeline
     from talkverse.pipelines.scheduling import make_scheduler
 
-    export = export or newest_export(work / "run")
+    export = export or newest_export(run or work / "run")
     transformer = TalkVerseTransformer3DModel.from_wan(str(work / "base"), str(export), config="s2v_demo")
     enc = work / "encoders"
     pipe = TalkVersePipeline(transformer=transformer.to(torch.bfloat16), vae=AutoencoderKLWan.from_pretrained(work / "vae"),
@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="demo_work", help="working folder")
     ap.add_argument("--num_clips", type=int, default=160, help="training clips (data)")
     ap.add_argument("--out", default="demo/talkverse-tiny-demo", help="pipeline folder (assemble)")
-    ap.add_argument("--export", default=None, help="step-N.safetensors to assemble (default: the newest)")
+    ap.add_argument("--run", default=None, help="training output folder (assemble; default: <work>/run)")
+    ap.add_argument("--export", default=None, help="step-N.safetensors to assemble (default: the newest in --run)")
     args = ap.parse_args(argv)
     work = Path(args.work)
     if args.step == "encoders":
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "base":
         base(work)
     else:
-        assemble(work, Path(args.out), Path(args.export) if args.export else None)
+        assemble(work, Path(args.out), Path(args.export) if args.export else None, Path(args.run) if args.run else None)
     return 0
 
 

@@ -10,7 +10,7 @@
 # 4. latents pre-computed by scripts/precache.py (24 main + 73 motion frames at 128x128)
 # 5. train_s2v_5b.py, strategy full, from a randomly initialised TI2V-layout base of configs/s2v_demo.yaml
 # 6. the pipeline folder written by scripts/build_demo.py (transformer in bf16)
-# Environment overrides: VAE_MINUTES (22), VAE2_MINUTES (16), NUM_CLIPS (160), STEPS (3000), THREADS (2).
+# Environment overrides: VAE_STEPS (2215), VAE2_STEPS (129), NUM_CLIPS (160), STEPS (2000), SEED (0), THREADS (2), DIT_THREADS (1), RUN_DIR ($WORK/run), DEMO_OUT (demo/talkverse-tiny-demo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WORK="${1:-demo_work}"
@@ -21,17 +21,18 @@ python scripts/build_demo.py encoders --work "$WORK"
 # VAE stage 1: short windows (1 + 4 frames) learn the image; stage 2: 13-frame windows train the causal cache that
 # carries context from one 4-frame chunk to the next (without it every frame after the 5th decodes badly).
 [[ -f "$WORK/vae_stage1/config.json" ]] || python scripts/fit_demo_vae.py --out "$WORK/vae_stage1" \
-    --minutes "${VAE_MINUTES:-22}" --frames 5 --batch 4 --lr 2e-3 --threads "${THREADS:-2}"
+    --minutes 600 --max_steps "${VAE_STEPS:-2215}" --frames 5 --batch 4 --lr 2e-3 --threads "${THREADS:-2}"
 [[ -f "$WORK/vae/config.json" ]] || python scripts/fit_demo_vae.py --init "$WORK/vae_stage1" --out "$WORK/vae" \
-    --minutes "${VAE2_MINUTES:-16}" --frames 13 --batch 2 --lr 1e-3 --threads "${THREADS:-2}" --seed 1
+    --minutes 600 --max_steps "${VAE2_STEPS:-129}" --frames 13 --batch 2 --lr 1e-3 --threads "${THREADS:-2}" --seed 1
 python scripts/build_demo.py data --work "$WORK" --num_clips "${NUM_CLIPS:-160}"
 python scripts/precache.py --csv "$WORK/train/metadata.csv" --data_root "$WORK/train" \
     --text_cache "$WORK/train/text_embeddings" --vae "$WORK/vae" --wav2vec_dir "$WORK/encoders/audio_encoder" \
     --out "$WORK/latents" --bucket 128x128 --num_frames 24 --dtype fp32
 python scripts/build_demo.py base --work "$WORK"
-python train_s2v_5b.py --ckpt_dir "$WORK/base" --model_config s2v_demo --latent_cache "$WORK/latents" \
-    --text_cache "$WORK/train/text_embeddings" --output_path "$WORK/run" --unfreeze_strategy full \
-    --learning_rate 5e-4 --warmup_steps 100 --batch_size 4 --gradient_accumulation_steps 1 \
-    --max_steps "${STEPS:-3000}" --save_steps 500 --log_interval 50 --gradient_checkpointing false \
-    --export_dtype fp32 --device cpu --seed 0
-python scripts/build_demo.py assemble --work "$WORK" --out demo/talkverse-tiny-demo
+# The DiT is small: one thread per process is faster than two fighting OpenMP barriers on a shared 2-core machine.
+OMP_NUM_THREADS="${DIT_THREADS:-1}" python train_s2v_5b.py --ckpt_dir "$WORK/base" --model_config s2v_demo --latent_cache "$WORK/latents" \
+    --text_cache "$WORK/train/text_embeddings" --output_path "${RUN_DIR:-$WORK/run}" --unfreeze_strategy full \
+    --learning_rate 5e-4 --warmup_steps 100 --batch_size 2 --gradient_accumulation_steps 1 \
+    --max_steps "${STEPS:-2000}" --save_steps 250 --log_interval 50 --gradient_checkpointing false \
+    --export_dtype fp32 --device cpu --seed "${SEED:-0}"
+python scripts/build_demo.py assemble --work "$WORK" --run "${RUN_DIR:-$WORK/run}" --out "${DEMO_OUT:-demo/talkverse-tiny-demo}"

@@ -174,8 +174,8 @@ def test_history_keeps_the_newest():
 
 
 def test_generate_video_reports_clips_and_steps(tmp_path):
-    """generate_video on the tiny random pipeline: an mp4 with AAC audio, one report per clip and step, and the
-    pipeline's own denoise_clip back in place afterwards."""
+    """generate_video on the tiny random pipeline: an mp4 with AAC audio, one report per clip and step (through the
+    pipeline's step_callback), and the pipeline instance left unpatched."""
     import av
 
     from talkverse.app.generation import generate_video

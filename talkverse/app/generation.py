@@ -45,9 +45,9 @@ def generate_video(pipe, image, audio_path: str | Path, audio: CheckedAudio, pro
     out = output_name(output_dir, options.get("seed"))
     progress = ClipProgress(report, options["num_inference_steps"], audio_frames(len(audio.waveform)))
     t0 = time.perf_counter()
-    with progress.attach(pipe):
-        result = pipe(image, str(audio_path), (prompt or "").strip() or DEFAULT_PROMPT, negative_prompt,
-                      output_path=out, progress=False, frame_callback=progress.on_frames, **options)
+    result = pipe(image, str(audio_path), (prompt or "").strip() or DEFAULT_PROMPT, negative_prompt,
+                  output_path=out, progress=False, frame_callback=progress.on_frames, step_callback=progress.on_step,
+                  **options)
     plan = result.plan
     return GenerationResult(video_path=Path(result.video_path), seed=result.seed, num_clips=plan.num_clips,
                             frames=plan.output_frames, size=result.size, seconds=plan.output_frames / 25.0,

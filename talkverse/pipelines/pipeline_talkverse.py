@@ -296,7 +296,8 @@ class TalkVersePipeline(DiffusionPipeline):
                    guidance_scale: float = 6.5, start_from_ref: bool = False, first_clip_motion: str = "drop",
                    cfg_batch: bool = True, noise: list[torch.Tensor] | None = None, dub=None,
                    trace: Callable[[str, int, dict], None] | None = None, progress: bool = True,
-                   solver: str = "unipc") -> Iterator[torch.Tensor]:
+                   solver: str = "unipc", step_callback: Callable[[int, int, int], None] | None = None
+                   ) -> Iterator[torch.Tensor]:
         """Run the clip loop; yields each clip's kept frames [3, n, H, W] as soon as it is decoded.
 
         The motion context is a 73-frame float pixel buffer (zeros = mid-grey at first), re-encoded into 19 latents
@@ -342,7 +343,11 @@ class TalkVersePipeline(DiffusionPipeline):
             if trace is not None:
                 trace("clip_inputs", r, {"noise": eps, "motion_latents": motion,
                                          "audio": inputs.audio[..., r * f:(r + 1) * f]})
-            step_cb = (lambda i, d, r=r: trace("step", r, {"i": i, **d})) if trace is not None else None
+            def step_cb(i: int, d: dict, r: int = r) -> None:
+                if trace is not None:
+                    trace("step", r, {"i": i, **d})
+                if step_callback is not None:
+                    step_callback(r, inputs.num_clips, i)
             latents = self.denoise_clip(x, inputs, r, motion, num_inference_steps, shift, guidance_scale,
                                         cfg_batch=cfg_batch, dub_strength=None if dub is None else dub.strength,
                                         solver=solver, step_callback=step_cb,
@@ -415,12 +420,14 @@ class TalkVersePipeline(DiffusionPipeline):
                  crf: int = 10, audio_bitrate: str = "192k", rounding: str = "nearest",
                  prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
                  free_text_encoder: bool = False, progress: bool = True,
-                 frame_callback: Callable[[torch.Tensor], None] | None = None) -> TalkVersePipelineOutput:
+                 frame_callback: Callable[[torch.Tensor], None] | None = None,
+                 step_callback: Callable[[int, int, int], None] | None = None) -> TalkVersePipelineOutput:
         """Generate a talking video for the whole ``audio`` (a path; ``num_clips`` caps the clip count).
 
         Writes an mp4 (H.264 25 fps + the input audio as AAC) to ``output_path``, streaming clip by clip, trimmed to the
         audio's length; or returns uint8 frames with ``output_type="np"``. ``seed`` None draws a random 63-bit seed.
-        ``frame_callback`` receives the float frames [3, n, H, W] in [-1, 1] that are written, chunk by chunk."""
+        ``frame_callback`` receives the float frames [3, n, H, W] in [-1, 1] that are written, chunk by chunk.
+        ``step_callback(clip, num_clips, step)`` is called after every denoising step."""
         import time
 
         from ..video.writer import VideoWriter
@@ -456,7 +463,8 @@ class TalkVersePipeline(DiffusionPipeline):
                 dub = _RemoteDub(dub_strength, dub_ref)
         t_prep = time.perf_counter() - t0
         frames_iter = self.iter_clips(inputs, seed, num_inference_steps, shift, guidance_scale, start_from_ref,
-                                      first_clip_motion, cfg_batch, dub=dub, progress=progress, solver=solver)
+                                      first_clip_motion, cfg_batch, dub=dub, progress=progress, solver=solver,
+                                      step_callback=step_callback)
         out_frames = None
         path = None
         if not host:  # drive the clip loop (DiT shards) without decoding or writing

@@ -23,6 +23,8 @@ import os
 import sys
 from pathlib import Path
 
+from talkverse.cli_args import add_device_arguments, add_model_arguments, add_performance_arguments
+
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -42,25 +44,10 @@ def _shift_frames(v: str):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     m = p.add_argument_group("model")
-    m.add_argument("--task", default=None, choices=["s2v-5B", "s2v-tiny-demo"],
-                   help="s2v-5B: TalkVerse S2V-5B (needs --ckpt_dir); s2v-tiny-demo: the shipped tiny demo model "
-                        "(demo/, CPU, no download). Default: s2v-5B, or the demo when generate.py runs without "
-                        "--ckpt_dir/--image/--audio/--batch_file")
-    m.add_argument("--ckpt_dir", help="Wan2.2-TI2V-5B directory (original or Diffusers layout) or a saved "
-                                      "TalkVersePipeline folder")
-    m.add_argument("--lora_ckpt", help="the TalkVerse checkpoint (.safetensors: S2V modules, time/head, LoRA pairs); "
-                                       "merged into the DiT at load time")
-    m.add_argument("--wav2vec_dir", help="local wav2vec2-large-xlsr-53-english folder (default: "
-                                         "<ckpt_dir>/audio_encoder or <ckpt_dir>/wav2vec2-large-xlsr-53-english)")
-    m.add_argument("--model_config", default="s2v_5b", help="transformer config preset for the original layout "
-                                                            "(configs/<name>.yaml)")
-    m.add_argument("--lora_rank", type=int, default=128, help="accepted for the reference's CLI; the rank is read "
-                                                               "from the file")
-    m.add_argument("--lora_alpha", type=float, default=None, help="LoRA alpha (default: the file's metadata, else "
-                                                                  "128 = scale 1)")
-    m.add_argument("--lora_merge", default="True", help="accepted for the reference's CLI; LoRA is always merged")
-    m.add_argument("--check_ckpt", action="store_true", help="only load the transformer from --ckpt_dir/--lora_ckpt "
-                                                             "and report its size or the checkpoint problem")
+    add_model_arguments(m, reference_compat=True,
+                        task_help="s2v-5B: TalkVerse S2V-5B (needs --ckpt_dir); s2v-tiny-demo: the shipped tiny demo "
+                                  "model (demo/, CPU, no download). Default: s2v-5B, or the demo when generate.py runs "
+                                  "without --ckpt_dir/--image/--audio/--batch_file")
 
     i = p.add_argument_group("inputs")
     i.add_argument("--image", help="reference portrait (any PIL-readable image; EXIF rotation applied)")
@@ -101,10 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "written to the mp4 metadata)")
 
     d = p.add_argument_group("device and memory")
-    d.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda:LOCAL_RANK if available)")
-    d.add_argument("--convert_model_dtype", action="store_true", help="DiT weights in bf16 (fp32 islands kept)")
-    d.add_argument("--offload_model", action="store_true", help="keep umT5/wav2vec2 on the CPU except while they run")
-    d.add_argument("--t5_cpu", action="store_true", help="run umT5 on the CPU (freed after encoding)")
+    add_device_arguments(d)
     d.add_argument("--ulysses_size", type=int, default=1,
                    help="Ulysses sequence parallelism: split every DiT forward over N ranks (torchrun "
                         "--nproc_per_node=N[x2]); N must divide the 24 attention heads")
@@ -117,20 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "memory)")
 
     f = p.add_argument_group("performance (docs/performance.md)")
-    f.add_argument("--profile", default="default", choices=["default", "fast", "low_vram"],
-                   help="default: only the flags below; fast: bf16 + fastest attention + compiled blocks; low_vram: "
-                        "a minute-long 704x1280 video within 24 GB (bf16 compute, fp8 weight storage, block-level "
-                        "group offloading with streams, wav2vec2 offloaded, umT5 on the CPU, streaming decode)")
-    f.add_argument("--attention_backend", default=None,
-                   choices=["auto", "sdpa", "cudnn", "flash", "efficient", "math", "flash-attn", "fa3", "sage"],
-                   help="DiT attention kernel: auto = SDPA-cuDNN on Hopper, else SDPA-flash/efficient; flash-attn, "
-                        "fa3 and sage need their packages (sage is lossy)")
-    f.add_argument("--compile", action="store_true", help="torch.compile the repeated DiT blocks (regional, "
-                                                          "fullgraph; the first clip pays the compile time)")
-    f.add_argument("--fp8", action="store_true", help="store the DiT linear weights in float8_e4m3fn and upcast them "
-                                                      "per layer (halves weight memory; lossy)")
-    f.add_argument("--group_offload", action="store_true", help="keep the DiT weights on the CPU and copy one block "
-                                                                "at a time to the GPU (block-level, CUDA streams)")
+    add_performance_arguments(f)
 
     o = p.add_argument_group("output")
     o.add_argument("--save_file", help="output mp4 (default: <output_dir>/<image-stem>_<size>_<F>f_<seed>.mp4)")

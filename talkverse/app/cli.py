@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..cli_args import add_device_arguments, add_model_arguments, add_performance_arguments
+
 DESCRIPTION = """Serve the TalkVerse web UI: upload a portrait and speech (or record it), get a lip-synced mp4.
 
   python -m talkverse.app                                   # the shipped tiny demo model (CPU), 127.0.0.1:7860
@@ -44,22 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m talkverse.app", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     m = p.add_argument_group("model (as generate.py)")
-    m.add_argument("--task", default=None, choices=["s2v-5B", "s2v-tiny-demo"],
-                   help="s2v-tiny-demo: the demo model's settings (128x128, 24 frames per clip, 20 steps, guide 4, "
-                        "seed 0), and its folder unless --ckpt_dir is given; s2v-5B: the real model's settings. "
-                        "Default: s2v-tiny-demo without --ckpt_dir, else s2v-5B")
-    m.add_argument("--ckpt_dir", help="Wan2.2-TI2V-5B directory (original or Diffusers layout) or a saved "
-                                      "TalkVersePipeline folder (default: the demo model, demo/talkverse-tiny-demo)")
-    m.add_argument("--lora_ckpt", help="the TalkVerse checkpoint (.safetensors), merged into the DiT at load time")
-    m.add_argument("--wav2vec_dir", help="local wav2vec2-large-xlsr-53-english folder (default: "
-                                         "<ckpt_dir>/audio_encoder or <ckpt_dir>/wav2vec2-large-xlsr-53-english)")
-    m.add_argument("--model_config", default="s2v_5b", help="transformer config preset for the original layout "
-                                                            "(configs/<name>.yaml; the demo task sets s2v_demo)")
-    m.add_argument("--lora_alpha", type=float, default=None, help="LoRA alpha (default: the file's metadata, else 128)")
-    m.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available, else cpu)")
-    m.add_argument("--convert_model_dtype", action="store_true", help="DiT weights in bf16 (fp32 islands kept)")
-    m.add_argument("--offload_model", action="store_true", help="keep umT5/wav2vec2 on the CPU except while they run")
-    m.add_argument("--t5_cpu", action="store_true", help="run umT5 on the CPU")
+    add_model_arguments(m, ckpt_dir_default=" (default: the demo model, demo/talkverse-tiny-demo)",
+                        task_help="s2v-tiny-demo: the demo model's settings (128x128, 24 frames per clip, 20 steps, "
+                                  "guide 4, seed 0), and its folder unless --ckpt_dir is given; s2v-5B: the real "
+                                  "model's settings. Default: s2v-tiny-demo without --ckpt_dir, else s2v-5B")
+    add_device_arguments(m)
+    add_performance_arguments(p.add_argument_group("performance (docs/performance.md)"))
 
     d = p.add_argument_group("the page's initial settings")
     d.add_argument("--prompt", default="A person is speaking to the camera.", help="initial prompt")

@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=24, help="frames per clip")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guide", type=float, default=4.0)
+    ap.add_argument("--first_clip_motion", default=None, choices=["drop", "zeros"],
+                    help="first clip's motion tokens (default: the pipeline's setting; the demo model's is zeros)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N clips")
     ap.add_argument("--out", default=None, help="write the JSON here")
     args = ap.parse_args(argv)
@@ -31,10 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     pipe.set_progress_bar_config(disable=True)
     t0 = time.time()
     res = {"heldout": evaluate_heldout(pipe, Path(args.heldout), args.frames, args.steps, args.guide,
-                                       limit=args.limit)}
+                                       limit=args.limit, first_clip_motion=args.first_clip_motion)}
     if args.long:
-        res["long"] = evaluate_long(pipe, Path(args.long), args.frames, args.steps, args.guide, limit=args.limit)
-    res["settings"] = {"frames": args.frames, "steps": args.steps, "guide": args.guide, "seconds": time.time() - t0}
+        res["long"] = evaluate_long(pipe, Path(args.long), args.frames, args.steps, args.guide, limit=args.limit,
+                                    first_clip_motion=args.first_clip_motion)
+    res["settings"] = {"frames": args.frames, "steps": args.steps, "guide": args.guide,
+                       "first_clip_motion": args.first_clip_motion, "seconds": time.time() - t0}
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:

@@ -119,6 +119,30 @@ def test_save_pretrained_roundtrip_identical_frames(tiny, media, tmp_path):
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.5  # the seed matters
 
 
+def test_first_clip_motion_default_is_saved_with_the_pipeline(tiny, media, tmp_path):
+    """``first_clip_motion`` registered at construction goes to model_index.json and is the __call__ default.
+    (128x128: the frame packer's 16x bucket needs a latent of at least 8x8.)"""
+    from talkverse.pipelines.pipeline_talkverse import TalkVersePipeline
+
+    pipe, _ = tiny
+    wav = _short_wav(tmp_path / "a.wav")
+    kw = dict(size=(128, 128), infer_frames=8, num_inference_steps=2, seed=2, output_type="np", progress=False)
+    assert pipe.config.first_clip_motion == "drop"  # the reference's behaviour stays the default
+    drop = pipe(media / "astronaut.png", wav, **kw).frames
+    zeros = pipe(media / "astronaut.png", wav, first_clip_motion="zeros", **kw).frames
+    assert np.abs(drop.astype(int) - zeros.astype(int)).mean() > 0.5  # the setting matters
+    c = pipe.components
+    TalkVersePipeline(**c, first_clip_motion="zeros").save_pretrained(str(tmp_path / "z"))
+    reloaded = TalkVersePipeline.from_pretrained(str(tmp_path / "z"))
+    reloaded.set_progress_bar_config(disable=True)
+    assert reloaded.config.first_clip_motion == "zeros"
+    np.testing.assert_array_equal(reloaded(media / "astronaut.png", wav, **kw).frames, zeros)
+    with pytest.raises(ValueError, match="first_clip_motion"):
+        TalkVersePipeline(**c, first_clip_motion="none")
+    with pytest.raises(ValueError, match="64x64 is too small for motion tokens"):
+        pipe(media / "astronaut.png", wav, **{**kw, "size": (64, 64)}, first_clip_motion="zeros")
+
+
 def test_cfg_batch_equals_sequential(tiny, media, tmp_path):
     pipe, _ = tiny
     wav = _short_wav(tmp_path / "a.wav")

@@ -67,6 +67,16 @@ class ClipInputs:
     width: int
 
 
+# The frame packer's coarsest kernel is 8x8 latent cells (16 px each): a smaller video cannot carry motion tokens.
+MIN_MOTION_SIZE = 128
+
+
+def _check_motion_size(height: int, width: int, uses_motion: bool) -> None:
+    if uses_motion and min(height, width) < MIN_MOTION_SIZE:
+        raise ValueError(f"{height}x{width} is too small for motion tokens (more than one clip, or first_clip_motion "
+                         f"'zeros'): the frame packer's 4x kernel needs at least {MIN_MOTION_SIZE}x{MIN_MOTION_SIZE}")
+
+
 def resolve_bucket(height: int, width: int, bucket: str) -> tuple[int, int]:
     """A bucket table name (nearest aspect ratio) or a fixed ``HxW`` (multiples of 32; for small models)."""
     import re
@@ -88,16 +98,25 @@ class _RemoteDub:
         self.strength, self.ref_mode = strength, ref_mode
 
 
+def _check_first_clip_motion(value: str) -> None:
+    if value not in ("drop", "zeros"):
+        raise ValueError(f"first_clip_motion must be 'drop' or 'zeros', got {value!r}")
+
+
 class TalkVersePipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->audio_encoder->transformer->vae"
     # Optional: ranks other than the host in a multi-rank run hold only the transformer.
     _optional_components = ["vae", "text_encoder", "tokenizer", "audio_encoder", "feature_extractor"]
 
     def __init__(self, transformer, vae, scheduler, text_encoder=None, tokenizer=None, audio_encoder=None,
-                 feature_extractor=None):
+                 feature_extractor=None, first_clip_motion: str = "drop"):
         super().__init__()
         self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
                               tokenizer=tokenizer, audio_encoder=audio_encoder, feature_extractor=feature_extractor)
+        # The model's default for the first clip's motion tokens (model_index.json): "drop" (the reference, s2v-5B) or
+        # "zeros" (19 zero latents, as in training; the demo model, whose first clip barely moves with "drop").
+        _check_first_clip_motion(first_clip_motion)
+        self.register_to_config(first_clip_motion=first_clip_motion)
         self.offload_encoders = False  # move T5 / wav2vec2 to the device only while they run
         self.t5_cpu = False  # run umT5 on the CPU (--t5_cpu)
 
@@ -293,7 +312,7 @@ class TalkVersePipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ the clip loop
     def iter_clips(self, inputs: ClipInputs, seed: int, num_inference_steps: int = 50, shift: float = 5.0,
-                   guidance_scale: float = 6.5, start_from_ref: bool = False, first_clip_motion: str = "drop",
+                   guidance_scale: float = 6.5, start_from_ref: bool = False, first_clip_motion: str | None = None,
                    cfg_batch: bool = True, noise: list[torch.Tensor] | None = None, dub=None,
                    trace: Callable[[str, int, dict], None] | None = None, progress: bool = True,
                    solver: str = "unipc", step_callback: Callable[[int, int, int], None] | None = None
@@ -302,9 +321,12 @@ class TalkVersePipeline(DiffusionPipeline):
 
         The motion context is a 73-frame float pixel buffer (zeros = mid-grey at first), re-encoded into 19 latents
         before every continuation clip: never an mp4 round trip. ``noise`` overrides the seeded noise per clip
-        (parity tests); ``trace(name, clip, tensors)`` observes intermediate tensors."""
-        if first_clip_motion not in ("drop", "zeros"):
-            raise ValueError(f"first_clip_motion must be 'drop' or 'zeros', got {first_clip_motion!r}")
+        (parity tests); ``trace(name, clip, tensors)`` observes intermediate tensors. ``first_clip_motion`` None: the
+        pipeline's config value."""
+        first_clip_motion = first_clip_motion or self.config.get("first_clip_motion", "drop")
+        _check_first_clip_motion(first_clip_motion)
+        _check_motion_size(inputs.height, inputs.width, inputs.num_clips > 1 or start_from_ref
+                           or first_clip_motion == "zeros")
         f, h, w = inputs.frames_per_clip, inputs.height // 16, inputs.width // 16
         f_lat = f // 4
         dev = self.exec_device
@@ -395,6 +417,7 @@ class TalkVersePipeline(DiffusionPipeline):
             waveform = load_audio(audio_path)
         shift = video_lead_frames(start_from_ref) if sync_shift_frames == "auto" else int(sync_shift_frames)
         plan = plan_clips(len(waveform), infer_frames, num_clips, shift, start_from_ref)
+        _check_motion_size(height, width, plan.num_clips > 1 or start_from_ref)
         ref_px = fit_image(img, height, width, mode=image_fit)[None, :, None]  # [1, 3, 1, H, W]
         ref_latents = self.encode_video(ref_px)
         if prompt_embeds is None:
@@ -415,7 +438,7 @@ class TalkVersePipeline(DiffusionPipeline):
                  size: tuple[int, int] | str | None = None, infer_frames: int = 120, num_clips: int | None = None,
                  num_inference_steps: int = 50, shift: float = 5.0, guidance_scale: float = 6.5,
                  solver: str = "unipc", seed: int | None = None, sync_shift_frames: int | str = "auto", image_fit: str = "cover",
-                 start_from_ref: bool = False, first_clip_motion: str = "drop", cfg_batch: bool = True,
+                 start_from_ref: bool = False, first_clip_motion: str | None = None, cfg_batch: bool = True,
                  dub_video: str | Path | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
                  crf: int = 10, audio_bitrate: str = "192k", rounding: str = "nearest",
                  prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
@@ -427,7 +450,8 @@ class TalkVersePipeline(DiffusionPipeline):
         Writes an mp4 (H.264 25 fps + the input audio as AAC) to ``output_path``, streaming clip by clip, trimmed to the
         audio's length; or returns uint8 frames with ``output_type="np"``. ``seed`` None draws a random 63-bit seed.
         ``frame_callback`` receives the float frames [3, n, H, W] in [-1, 1] that are written, chunk by chunk.
-        ``step_callback(clip, num_clips, step)`` is called after every denoising step."""
+        ``step_callback(clip, num_clips, step)`` is called after every denoising step. ``first_clip_motion`` None:
+        the model's default (``config.first_clip_motion``)."""
         import time
 
         from ..video.writer import VideoWriter

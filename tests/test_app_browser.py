@@ -67,9 +67,7 @@ def media(tmp_path_factory):
     shutil.copy(d / "notes.txt", d / "notes_as.png")
     shutil.copy(d / "notes.txt", d / "notes_as.wav")
     sf.write(d / "long.wav", np.zeros(16000 * 121, np.float32), 16000)  # 121 s > --max_audio_seconds 120
-    # The demo model only knows the synthetic cartoon faces: show it its own demo portrait (a real photo otherwise).
-    image = DEMO_MODEL_DIR.parent / "face.png" if DEMO_MODEL_DIR.is_dir() else astronaut_png(d / "astronaut.png")
-    return dict(image=image, audio=speech(d / "speech.wav"), text_file=d / "notes.txt",
+    return dict(image=astronaut_png(d / "astronaut.png"), audio=speech(d / "speech.wav"), text_file=d / "notes.txt",
                 fake_image=d / "notes_as.png", fake_audio=d / "notes_as.wav", long_audio=d / "long.wav")
 
 

@@ -116,6 +116,14 @@ def average_exports(files: list[Path], out: Path) -> Path:
     return out
 
 
+def drop_local_paths(folder: Path) -> None:
+    """Remove ``_name_or_path`` (the folder a component was loaded from on this machine) from the saved configs."""
+    for cfg in folder.rglob("config.json"):
+        data = json.loads(cfg.read_text())
+        if data.pop("_name_or_path", None) is not None:
+            cfg.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def assemble(work: Path, out: Path, export: Path | None = None, run: Path | None = None, average: int = 1) -> None:
     import soundfile as sf
     from diffusers import AutoencoderKLWan
@@ -144,6 +152,7 @@ def assemble(work: Path, out: Path, export: Path | None = None, run: Path | None
     if out.exists():
         shutil.rmtree(out)
     pipe.save_pretrained(str(out))
+    drop_local_paths(out)
     (out / "TRAINED_FROM.txt").write_text(f"{export.name} of scripts/train_demo.sh (configs/s2v_demo.yaml)"
                                           + (f", the mean of {average} exports" if average > 1 else "") + "\n")
     # Demo inputs: an identity and a babble track that training never saw (seed 4).

@@ -31,14 +31,15 @@ def main(argv: list[str] | None = None) -> int:
 
     pipe = load_pipeline(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
+    if args.first_clip_motion:  # override the model's default for every call
+        pipe.register_to_config(first_clip_motion=args.first_clip_motion)
     t0 = time.time()
     res = {"heldout": evaluate_heldout(pipe, Path(args.heldout), args.frames, args.steps, args.guide,
-                                       limit=args.limit, first_clip_motion=args.first_clip_motion)}
+                                       limit=args.limit)}
     if args.long:
-        res["long"] = evaluate_long(pipe, Path(args.long), args.frames, args.steps, args.guide, limit=args.limit,
-                                    first_clip_motion=args.first_clip_motion)
+        res["long"] = evaluate_long(pipe, Path(args.long), args.frames, args.steps, args.guide, limit=args.limit)
     res["settings"] = {"frames": args.frames, "steps": args.steps, "guide": args.guide,
-                       "first_clip_motion": args.first_clip_motion, "seconds": time.time() - t0}
+                       "first_clip_motion": pipe.config.first_clip_motion, "seconds": time.time() - t0}
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:

@@ -44,11 +44,8 @@ def clips_of(root: Path) -> list[tuple[str, Path, Path]]:
 
 
 def generate_for_clip(pipe, mp4: Path, gt: Path, frames_per_clip: int, steps: int, guidance: float, seed: int,
-                      max_seconds: float | None = None,
-                      first_clip_motion: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 frames [T, H, W, 3], 16 kHz audio) generated from the clip identity's reference image + the clip audio.
-
-    ``first_clip_motion`` None: the pipeline's own setting (the demo model's is "zeros")."""
+                      max_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 frames [T, H, W, 3], 16 kHz audio) generated from the clip identity's reference image + the clip audio."""
     import tempfile
 
     import soundfile as sf
@@ -64,8 +61,7 @@ def generate_for_clip(pipe, mp4: Path, gt: Path, frames_per_clip: int, steps: in
         wav = Path(tmp) / "a.wav"
         sf.write(wav, wave, 16000)
         out = pipe(image, wav, size=(128, 128), infer_frames=frames_per_clip, num_inference_steps=steps,
-                   guidance_scale=guidance, seed=seed, output_type="np", progress=False,
-                   first_clip_motion=first_clip_motion)
+                   guidance_scale=guidance, seed=seed, output_type="np", progress=False)
     return out.frames, wave
 
 
@@ -77,10 +73,9 @@ def score(frames: np.ndarray, wave: np.ndarray) -> tuple[int | None, float, floa
 
 
 def evaluate_heldout(pipe, root: Path, frames_per_clip: int = 24, steps: int = 20, guidance: float = 4.0,
-                     seed: int = 0, limit: int | None = None, first_clip_motion: str | None = None) -> dict:
+                     seed: int = 0, limit: int | None = None) -> dict:
     clips = clips_of(root)[:limit]
-    gens = [generate_for_clip(pipe, mp4, gt, frames_per_clip, steps, guidance, seed,
-                              first_clip_motion=first_clip_motion) for _, mp4, gt in clips]
+    gens = [generate_for_clip(pipe, mp4, gt, frames_per_clip, steps, guidance, seed) for _, mp4, gt in clips]
     scores = []
     for i, ((cid, _, _), (frames, wave)) in enumerate(zip(clips, gens)):
         off, best, c0 = score(frames, wave)
@@ -97,11 +92,10 @@ def evaluate_heldout(pipe, root: Path, frames_per_clip: int = 24, steps: int = 2
 
 
 def evaluate_long(pipe, root: Path, frames_per_clip: int = 24, steps: int = 20, guidance: float = 4.0,
-                  seed: int = 0, limit: int | None = None, first_clip_motion: str | None = None) -> dict:
+                  seed: int = 0, limit: int | None = None) -> dict:
     out = []
     for cid, mp4, gt in clips_of(root)[:limit]:
-        frames, wave = generate_for_clip(pipe, mp4, gt, frames_per_clip, steps, guidance, seed,
-                                         first_clip_motion=first_clip_motion)
+        frames, wave = generate_for_clip(pipe, mp4, gt, frames_per_clip, steps, guidance, seed)
         energy = speech_energy(wave, 16000, len(frames))
         mouth = synthetic_mouth_openness(frames)
         w = max(frames_per_clip, 48)  # a window long enough for the ±10 lag scan

@@ -37,4 +37,3 @@ def perf_options_from_args(args) -> dict:
     """generate.py's single performance flags (--attention_backend, --compile, --fp8, --group_offload), when present."""
     return dict(attention_backend=getattr(args, "attention_backend", None), compile=getattr(args, "compile", False),
                 fp8=getattr(args, "fp8", False), group_offload=getattr(args, "group_offload", False))
-

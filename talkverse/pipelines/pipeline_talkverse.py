@@ -323,7 +323,7 @@ class TalkVersePipeline(DiffusionPipeline):
         before every continuation clip: never an mp4 round trip. ``noise`` overrides the seeded noise per clip
         (parity tests); ``trace(name, clip, tensors)`` observes intermediate tensors. ``first_clip_motion`` None: the
         pipeline's config value."""
-        first_clip_motion = first_clip_motion or self.config.get("first_clip_motion", "drop")
+        first_clip_motion = first_clip_motion or self.config.first_clip_motion
         _check_first_clip_motion(first_clip_motion)
         _check_motion_size(inputs.height, inputs.width, inputs.num_clips > 1 or start_from_ref
                            or first_clip_motion == "zeros")
@@ -417,7 +417,6 @@ class TalkVersePipeline(DiffusionPipeline):
             waveform = load_audio(audio_path)
         shift = video_lead_frames(start_from_ref) if sync_shift_frames == "auto" else int(sync_shift_frames)
         plan = plan_clips(len(waveform), infer_frames, num_clips, shift, start_from_ref)
-        _check_motion_size(height, width, plan.num_clips > 1 or start_from_ref)
         ref_px = fit_image(img, height, width, mode=image_fit)[None, :, None]  # [1, 3, 1, H, W]
         ref_latents = self.encode_video(ref_px)
         if prompt_embeds is None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Steps of the demo-model recipe (scripts/train_demo.sh calls them in order).
 
-  encoders  the demo's fixed random umT5 (d_model 40) + word tokenizer and wav2vec2 (width 36, 25 states)
+  encoders  the demo's fixed random umT5 (d_model 40) + word tokenizer, and the random wav2vec2 (width 36, 25 states)
+            that scripts/fit_demo_audio_encoder.py starts from
   data      synthetic talking-face clips in the TalkVerse format: train (seed 1), held-out (seed 2), long (seed 3);
             text embeddings re-encoded with the demo umT5 so training and inference see the same contexts
   base      a randomly initialised Wan2.2-TI2V-layout base of configs/s2v_demo.yaml (the trainer's --ckpt_dir)
@@ -28,8 +29,9 @@ def encoders(work: Path) -> None:
     out = work / "encoders"
     pipe.text_encoder.save_pretrained(out / "text_encoder")
     pipe.tokenizer.save_pretrained(out / "tokenizer")
-    pipe.audio_encoder.save_pretrained(out / "audio_encoder")
-    pipe.feature_extractor.save_pretrained(out / "audio_encoder")
+    # the random wav2vec2 is the starting point of scripts/fit_demo_audio_encoder.py (-> encoders/audio_encoder)
+    pipe.audio_encoder.save_pretrained(out / "audio_encoder_random")
+    pipe.feature_extractor.save_pretrained(out / "audio_encoder_random")
     print(f"encoders in {out}")
 
 

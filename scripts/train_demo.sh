@@ -3,15 +3,19 @@
 #
 #   scripts/train_demo.sh [WORK_DIR]      (default demo_work/)
 #
-# 1. tiny umT5 / tokenizer / wav2vec2 with fixed random weights (talkverse.pipelines.tiny, seed 0)
+# 1. tiny umT5 / tokenizer / random wav2vec2 (talkverse.pipelines.tiny, seed 0); the wav2vec2 is then fitted to
+#    predict log-mel bands of synthetic babble (scripts/fit_demo_audio_encoder.py), so its states carry loudness
 # 2. the VAE: AutoencoderKLWan at base width 8 fitted on synthetic faces (scripts/fit_demo_vae.py)
 # 3. the synthetic talking-face dataset in the TalkVerse format (train seed 1, held-out seed 2), text embeddings from
 #    the demo umT5
-# 4. latents pre-computed by scripts/precache.py (24 main + 73 motion frames at 128x128)
+# 4. latents pre-computed by scripts/precache.py (24 main + 73 motion frames at 128x128), WINDOWS random windows per
+#    clip (precache --seed 0..WINDOWS-1, one sub-folder each; the trainer reads them all)
 # 5. train_s2v_5b.py, strategy full, from a randomly initialised TI2V-layout base of configs/s2v_demo.yaml
 # 6. the pipeline folder written by scripts/build_demo.py: the mean of the last AVERAGE exports (every 500 steps),
 #    transformer in bf16, first_clip_motion zeros
-# Environment overrides: VAE_STEPS (2215), VAE2_STEPS (129), NUM_CLIPS (160), STEPS (12000), AVERAGE (9), SEED (1), THREADS (2), DIT_THREADS (1), RUN_DIR ($WORK/run), DEMO_OUT (demo/talkverse-tiny-demo).
+# Environment overrides: AUDIO_STEPS (1500), VAE_STEPS (2215), VAE2_STEPS (129), NUM_CLIPS (160), WINDOWS (3),
+# STEPS (12000), AVERAGE (9), SEED (1), THREADS (2), DIT_THREADS (1), RUN_DIR ($WORK/run),
+# DEMO_OUT (demo/talkverse-tiny-demo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WORK="${1:-demo_work}"
@@ -19,6 +23,9 @@ mkdir -p "$WORK"
 export OMP_NUM_THREADS="${THREADS:-2}"
 
 python scripts/build_demo.py encoders --work "$WORK"
+[[ -f "$WORK/encoders/audio_encoder/config.json" ]] || python scripts/fit_demo_audio_encoder.py \
+    --init "$WORK/encoders/audio_encoder_random" --out "$WORK/encoders/audio_encoder" --steps "${AUDIO_STEPS:-1500}" \
+    --threads "${THREADS:-2}"
 # VAE stage 1: short windows (1 + 4 frames) learn the image; stage 2: 13-frame windows train the causal cache that
 # carries context from one 4-frame chunk to the next (without it every frame after the 5th decodes badly).
 [[ -f "$WORK/vae_stage1/config.json" ]] || python scripts/fit_demo_vae.py --out "$WORK/vae_stage1" \
@@ -26,9 +33,11 @@ python scripts/build_demo.py encoders --work "$WORK"
 [[ -f "$WORK/vae/config.json" ]] || python scripts/fit_demo_vae.py --init "$WORK/vae_stage1" --out "$WORK/vae" \
     --minutes 600 --max_steps "${VAE2_STEPS:-129}" --frames 13 --batch 2 --lr 1e-3 --threads "${THREADS:-2}" --seed 1
 python scripts/build_demo.py data --work "$WORK" --num_clips "${NUM_CLIPS:-160}"
-python scripts/precache.py --csv "$WORK/train/metadata.csv" --data_root "$WORK/train" \
-    --text_cache "$WORK/train/text_embeddings" --vae "$WORK/vae" --wav2vec_dir "$WORK/encoders/audio_encoder" \
-    --out "$WORK/latents" --bucket 128x128 --num_frames 24 --dtype fp32
+for ((w = 0; w < ${WINDOWS:-3}; w++)); do
+    python scripts/precache.py --csv "$WORK/train/metadata.csv" --data_root "$WORK/train" \
+        --text_cache "$WORK/train/text_embeddings" --vae "$WORK/vae" --wav2vec_dir "$WORK/encoders/audio_encoder" \
+        --out "$WORK/latents/w$w" --seed "$w" --bucket 128x128 --num_frames 24 --dtype fp32
+done
 python scripts/build_demo.py base --work "$WORK"
 # The DiT is small: one thread per process is faster than two fighting OpenMP barriers on a shared 2-core machine.
 OMP_NUM_THREADS="${DIT_THREADS:-1}" python train_s2v_5b.py --ckpt_dir "$WORK/base" --model_config s2v_demo --latent_cache "$WORK/latents" \

@@ -14,7 +14,7 @@
 # 6. the pipeline folder written by scripts/build_demo.py: the mean of the last AVERAGE exports (every 500 steps),
 #    transformer in bf16, first_clip_motion zeros
 # Environment overrides: AUDIO_STEPS (1500), VAE_STEPS (2215), VAE2_STEPS (129), NUM_CLIPS (160), WINDOWS (3),
-# STEPS (12000), AVERAGE (9), SEED (1), THREADS (2), DIT_THREADS (1), RUN_DIR ($WORK/run),
+# STEPS (8000), AVERAGE (9), SEED (1), THREADS (2), DIT_THREADS (1), RUN_DIR ($WORK/run),
 # DEMO_OUT (demo/talkverse-tiny-demo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,6 +43,6 @@ python scripts/build_demo.py base --work "$WORK"
 OMP_NUM_THREADS="${DIT_THREADS:-1}" python train_s2v_5b.py --ckpt_dir "$WORK/base" --model_config s2v_demo --latent_cache "$WORK/latents" \
     --text_cache "$WORK/train/text_embeddings" --output_path "${RUN_DIR:-$WORK/run}" --unfreeze_strategy full \
     --learning_rate 5e-4 --warmup_steps 100 --batch_size 2 --gradient_accumulation_steps 1 \
-    --max_steps "${STEPS:-12000}" --save_steps 500 --log_interval 50 --gradient_checkpointing false \
+    --max_steps "${STEPS:-8000}" --save_steps 500 --log_interval 50 --gradient_checkpointing false \
     --export_dtype fp32 --device cpu --seed "${SEED:-1}"
 python scripts/build_demo.py assemble --work "$WORK" --run "${RUN_DIR:-$WORK/run}" --average "${AVERAGE:-9}" --out "${DEMO_OUT:-demo/talkverse-tiny-demo}"

@@ -93,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     mu, sd = torch.from_numpy(tgt.mean(0)), torch.from_numpy(tgt.std(0) + 1e-6)
 
     def batch(ws, ts, idx):
-        x = np.stack([(w - w.mean()) / np.sqrt(w.var() + 1e-7) for w in (ws[i] for i in idx)])  # do_normalize
+        # the feature extractor's own normalisation, as at inference (talkverse.audio.wav2vec)
+        x = fe([ws[i] for i in idx], sampling_rate=SR, return_tensors="pt").input_values.float()
         y = (torch.from_numpy(np.stack([ts[i] for i in idx])) - mu) / sd
-        return torch.from_numpy(x), y
+        return x, y
 
     def loss_of(x, y):
         out = model(x, output_hidden_states=True)

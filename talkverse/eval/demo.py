@@ -80,10 +80,12 @@ def _fit_length(wave: np.ndarray, n: int) -> np.ndarray:
 def _sync_table(videos: list[np.ndarray], waves: list[np.ndarray]) -> np.ndarray:
     """best-lag AV-corr of video i against audio j (cut or tiled to video i's audio length): [N, N]."""
     n = len(videos)
+    mouths = [synthetic_mouth_openness(v) for v in videos]  # once per video, not per pair
     table = np.zeros((n, n))
     for i in range(n):
         for j in range(n):
-            table[i, j] = score(videos[i], _fit_length(waves[j], len(waves[i])))[1]
+            energy = speech_energy(_fit_length(waves[j], len(waves[i])), 16000, len(videos[i]))
+            table[i, j] = av_sync(mouths[i], energy).best
     return table
 
 

@@ -27,15 +27,6 @@ WIDTH = 1024
 LAYER_PARAMS = 12_596_224  # one Wav2Vec2EncoderLayerStableLayerNorm at width 1024 / ffn 4096
 
 
-def xlsr53_config(layers: int):
-    from transformers import Wav2Vec2Config
-
-    return Wav2Vec2Config(hidden_size=WIDTH, num_hidden_layers=layers, num_attention_heads=16, intermediate_size=4096,
-                          conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-                          num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, do_stable_layer_norm=True,
-                          feat_extract_norm="layer", conv_bias=True, vocab_size=32)
-
-
 def peak_gb() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 2**30 if sys.platform == "darwin" else r / 2**20
@@ -46,7 +37,9 @@ def worker(seconds: float, mode: str, layers: int, frames_per_clip: int) -> dict
     import torch
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    from talkverse.audio import Wav2Vec2Features, decimate_25fps
+    from talkverse.models.audio_columns import decimate_25fps
+    from talkverse.models.wav2vec import Wav2Vec2Features
+    from talkverse.testing.tiny import xlsr53_config
 
     torch.manual_seed(0)
     model = Wav2Vec2Model(xlsr53_config(layers)).eval()

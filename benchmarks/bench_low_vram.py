@@ -15,12 +15,12 @@ CPU (automatic, or --tiny): the tiny pipeline through the same code path (enable
 
 from __future__ import annotations
 
-import tempfile
 import time
 
-import common
 import torch
 
+import common
+from talkverse.media.sizes import parse_width_height
 from talkverse.perf.timing import Reporter, environment, peak_memory_gb, reset_peak, sync
 
 CAP_GB = 24.0
@@ -31,7 +31,7 @@ def parse():
     p.add_argument("--clips", type=int, default=3)
     p.add_argument("--steps", type=int, default=None, help="sampling steps per clip (default 50 CUDA, 4 CPU)")
     p.add_argument("--frames", type=int, default=None, help="frames per clip (default 120 CUDA, 8 CPU)")
-    p.add_argument("--size", default=None, help="HxW (default 704x1280 CUDA, 128x128 CPU)")
+    p.add_argument("--size", default=None, help="WxH, width first (default 1280x704 CUDA, 128x128 CPU)")
     p.add_argument("--cap_gb", type=float, default=CAP_GB, help="CUDA memory cap (GiB)")
     p.add_argument("--compare_default", action="store_true", help="also run the default profile under the cap")
     return p.parse_args()
@@ -47,9 +47,8 @@ def main() -> None:
         torch.cuda.set_per_process_memory_fraction(min(1.0, args.cap_gb * 2**30 / total), dev)
     frames = args.frames or (8 if args.tiny else 120)
     steps = args.steps or (4 if args.tiny else 50)
-    h, w = (int(v) for v in (args.size or ("128x128" if args.tiny else "704x1280")).lower().split("x"))
-    tmp = tempfile.TemporaryDirectory()
-    img, wav = common.test_media(tmp.name, h, w, args.clips * frames / 25.0)
+    h, w = parse_width_height(args.size or ("128x128" if args.tiny else "1280x704"))
+    img, wave = common.test_media(h, w, args.clips * frames / 25.0)
     for profile in ["low_vram"] + (["default"] if args.compare_default else []):
         offload = profile == "low_vram"
         pipe, prompt = common.random_pipeline(args.tiny, dev, dit_device="cpu" if offload else None)
@@ -60,11 +59,10 @@ def main() -> None:
         try:
             sync(dev)
             t0 = time.perf_counter()
-            out = pipe(img, wav, **prompt, size=(h, w), infer_frames=frames, num_clips=args.clips,
-                       num_inference_steps=steps, seed=0, output_type="np", progress=False)
+            out = pipe(img, wave, **prompt, **common.call_kwargs(h, w, frames, args.clips, steps))
             sync(dev)
             secs = time.perf_counter() - t0
-            row.update(fits=True, s_total=secs, s_per_clip=secs / args.clips, output_frames=int(out.frames.shape[0]))
+            row.update(fits=True, s_total=secs, s_per_clip=secs / args.clips, output_frames=int(out.frames.shape[1]))
         except torch.cuda.OutOfMemoryError as e:
             row.update(fits=False, error=str(e).splitlines()[0][:200])
         row["peak_mem_gb"] = peak_memory_gb(dev)

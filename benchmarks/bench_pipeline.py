@@ -25,13 +25,13 @@ and the decoded frames' difference from the baseline (uint8 levels: mean, max; P
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 
-import common
 import numpy as np
 import torch
 
+import common
+from talkverse.media.sizes import parse_width_height
 from talkverse.perf.optimize import apply_optimizations, resolve_profile
 from talkverse.perf.timing import Reporter, environment, peak_memory_gb, reset_peak, stats, sync
 
@@ -49,7 +49,7 @@ def parse():
     p.add_argument("--guidance", type=float, default=6.5)
     p.add_argument("--clips", type=int, default=1)
     p.add_argument("--frames", type=int, default=None, help="frames per clip (default 120 CUDA, 8 CPU)")
-    p.add_argument("--size", default=None, help="HxW (default 704x1280 CUDA, 64x64 CPU)")
+    p.add_argument("--size", default=None, help="WxH, width first (default 1280x704 CUDA, 64x64 CPU)")
     return p.parse_args()
 
 
@@ -89,21 +89,18 @@ def main() -> None:
     if bad:
         raise SystemExit(f"unknown variants {bad}; choose from {', '.join(VARIANTS)}")
     frames = args.frames or (8 if args.tiny else 120)
-    h, w = (int(v) for v in (args.size or ("64x64" if args.tiny else "704x1280")).lower().split("x"))
-    tmp = tempfile.TemporaryDirectory()
-    seconds = args.clips * frames / 25.0
-    img, wav = common.test_media(tmp.name, h, w, seconds)
-    kw = dict(size=(h, w), infer_frames=frames, num_clips=args.clips, num_inference_steps=args.steps,
-              guidance_scale=args.guidance, seed=0, output_type="np", progress=False)
+    h, w = parse_width_height(args.size or ("64x64" if args.tiny else "1280x704"))
+    img, wave = common.test_media(h, w, args.clips * frames / 25.0)
 
     def run(name, pipe, prompt, clock, steps=None):
         clock.total = 0.0
         sync(dev)
         t0 = time.perf_counter()
-        out = pipe(img, wav, **prompt, **{**kw, "num_inference_steps": steps or args.steps},
-                   cfg_batch=name != "cfg_sequential")
+        out = pipe(img, wave, **prompt, **common.call_kwargs(h, w, frames, args.clips, steps or args.steps,
+                                                             guidance_scale=args.guidance,
+                                                             cfg_batch=name != "cfg_sequential"))
         sync(dev)
-        return time.perf_counter() - t0, clock.total, out.frames
+        return time.perf_counter() - t0, clock.total, (out.frames[0] * 255).round()
 
     results: dict[str, dict] = {n: {"s": [], "dit": []} for n in names}
     if dev.type == "cuda":  # one full-size pipeline in memory at a time

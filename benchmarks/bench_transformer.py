@@ -16,14 +16,22 @@ shape, timed interleaved, ratio ours/diffusers (acceptance: <= 1.1).
 
 from __future__ import annotations
 
-import common  # noqa: F401  (repo on sys.path)
 import torch
 
+import common  # noqa: F401  (repo on sys.path)
 from talkverse.configs import model_config
 from talkverse.perf.flops import dit_forward_flops, dit_shape_from_config
 from talkverse.perf.optimize import ATTENTION_BACKENDS, available_attention_backends, enable_fp8, set_attention_backend
-from talkverse.perf.timing import (Reporter, environment, gemm_peak_tflops, interleaved, peak_memory_gb, reset_peak,
-                                   stats, time_once)
+from talkverse.perf.timing import (
+    Reporter,
+    environment,
+    gemm_peak_tflops,
+    interleaved,
+    peak_memory_gb,
+    reset_peak,
+    stats,
+    time_once,
+)
 
 DATASHEET_BF16 = 989e12
 

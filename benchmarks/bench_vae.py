@@ -14,15 +14,16 @@ CPU (automatic, or --tiny): the tiny pipeline's VAE (base width 4) at 64x64 with
 
 from __future__ import annotations
 
-import common  # noqa: F401
 import torch
 
+import common  # noqa: F401
+from talkverse.media.sizes import parse_width_height
 from talkverse.perf.timing import Reporter, environment, interleaved, peak_memory_gb, reset_peak, stats, time_once
 
 
 def parse():
     p = common.base_parser(__doc__)
-    p.add_argument("--size", default=None, help="HxW pixels (default 704x1280 CUDA, 64x64 CPU)")
+    p.add_argument("--size", default=None, help="WxH, width first pixels (default 1280x704 CUDA, 64x64 CPU)")
     p.add_argument("--frames", type=int, default=None, help="frames to encode (default 73 CUDA, 17 CPU)")
     p.add_argument("--latents", type=int, default=None,
                    help="latents of the decoded clip (default 49 = 19 motion + 30 new on CUDA, 6 on the CPU)")
@@ -33,8 +34,9 @@ def parse():
 def build_vae(tiny: bool, device: torch.device, dtype: torch.dtype):
     from diffusers import AutoencoderKLWan
 
-    from talkverse.models.vae import TalkVerseVAE, vae_config
-    from talkverse.pipelines.tiny import TINY_VAE
+    from talkverse.loaders.vae import vae_config
+    from talkverse.models.vae import TalkVerseVAE
+    from talkverse.testing.tiny import TINY_VAE
 
     torch.manual_seed(0)
     full = vae_config()
@@ -49,7 +51,7 @@ def main() -> None:
     dev = common.setup(args)
     rep = Reporter("bench_vae", args.table)
     print("# env " + " ".join(f"{k}={v}" for k, v in environment(dev).items()), flush=True)
-    h, w = (int(v) for v in (args.size or ("64x64" if args.tiny else "704x1280")).lower().split("x"))
+    h, w = parse_width_height(args.size or ("64x64" if args.tiny else "1280x704"))
     frames = args.frames or (17 if args.tiny else 73)
     latents = args.latents or (6 if args.tiny else 49)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]

@@ -85,18 +85,16 @@ def dit_inputs(config: dict, batch: int, f: int, h: int, w: int, with_motion: bo
 
 def xlsr53_wav2vec(device: torch.device):
     """Random wav2vec2 with the wav2vec2-large-xlsr-53 shape (24 layers, width 1024) and its feature extractor."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    cfg = Wav2Vec2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-                         conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-                         num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, do_stable_layer_norm=True,
-                         feat_extract_norm="layer", conv_bias=True, vocab_size=32)
+    from talkverse.testing.tiny import xlsr53_config
+
     fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=True)
-    return Wav2Vec2Model(cfg).to(device).eval(), fe
+    return Wav2Vec2Model(xlsr53_config()).to(device).eval(), fe
 
 
 def random_pipeline(tiny: bool, device: torch.device, seed: int = 0, dit_device: torch.device | str | None = None):
-    """(pipeline, prompt kwargs). CPU/tiny: ``talkverse.pipelines.tiny`` (all real component classes, tiny umT5).
+    """(pipeline, prompt kwargs). CPU/tiny: ``talkverse.testing.tiny`` (all real component classes, tiny umT5).
     Full size: the 5B DiT in bf16 and the Wan2.2 VAE (fp32) with random weights, a random xlsr-53-shaped wav2vec2,
     no umT5 (random 4096-wide prompt embeddings instead: umT5 runs once per video, on the CPU in the low_vram
     profile, and its random-weight build would dominate the setup). ``dit_device``: where the DiT is built (the CPU
@@ -104,7 +102,7 @@ def random_pipeline(tiny: bool, device: torch.device, seed: int = 0, dit_device:
     from talkverse.configs import model_config
     from talkverse.pipelines.pipeline_talkverse import TalkVersePipeline
     from talkverse.pipelines.scheduling import make_scheduler
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.testing.tiny import tiny_pipeline
 
     if tiny:
         pipe = tiny_pipeline(seed)
@@ -113,7 +111,7 @@ def random_pipeline(tiny: bool, device: torch.device, seed: int = 0, dit_device:
         return pipe, {}
     from diffusers import AutoencoderKLWan
 
-    from talkverse.models.vae import vae_config
+    from talkverse.loaders.vae import vae_config
 
     dit = random_dit(model_config("s2v_5b"), torch.device(dit_device or device), torch.bfloat16, seed)
     with torch.device(device):
@@ -127,16 +125,19 @@ def random_pipeline(tiny: bool, device: torch.device, seed: int = 0, dit_device:
     return pipe, prompt
 
 
-def test_media(folder, height: int, width: int, seconds: float):
-    """A random portrait (PIL) and a speech-like wav of ``seconds`` (sines + noise, 16 kHz) in ``folder``."""
+def test_media(height: int, width: int, seconds: float):
+    """A random portrait (PIL) and a speech-like 16 kHz waveform of ``seconds`` (sines + noise)."""
     import numpy as np
-    import soundfile as sf
     from PIL import Image
 
     rng = np.random.default_rng(0)
     img = Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8))
     t = np.arange(int(seconds * 16000)) / 16000
-    wav = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(t.size)
-    path = Path(folder) / "speech.wav"
-    sf.write(path, wav.astype(np.float32), 16000)
-    return img, path
+    wave = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(t.size)
+    return img, wave.astype(np.float32)
+
+
+def call_kwargs(height: int, width: int, frames: int, clips: int, steps: int, **extra) -> dict:
+    """The pipeline arguments of one benchmark video (seed 0, no progress bars)."""
+    return dict(height=height, width=width, frames_per_clip=frames, num_clips=clips, num_inference_steps=steps,
+                generator=torch.Generator().manual_seed(0), progress=False, **extra)

@@ -5,9 +5,9 @@
             that scripts/fit_demo_audio_encoder.py starts from
   data      synthetic talking-face clips in the TalkVerse format: train (seed 1), held-out (seed 2), long (seed 3);
             text embeddings re-encoded with the demo umT5 so training and inference see the same contexts
-  base      a randomly initialised Wan2.2-TI2V-layout base of configs/s2v_demo.yaml (the trainer's --ckpt_dir)
+  base      a randomly initialised Wan2.2-TI2V-layout base of talkverse/configs/s2v_demo.yaml (the trainer's --ckpt_dir)
   assemble  merge the newest step-N.safetensors (or, with --average N, the mean of the newest N exports) into the base
-            and save the TalkVersePipeline folder (transformer in bf16), plus demo/face.png and demo/speech.wav
+            and save the TalkVersePipeline folder (transformer in bf16), plus talkverse/demo/face.png and talkverse/demo/speech.wav
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def encoders(work: Path) -> None:
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.testing.tiny import tiny_pipeline
 
     pipe = tiny_pipeline(seed=0)
     out = work / "encoders"
@@ -41,9 +41,10 @@ def _reencode_text(root: Path, work: Path) -> None:
     from transformers import UMT5EncoderModel
 
     from talkverse.data.text_cache import TextEmbeddingCache
-    from talkverse.models.text_encoder import TextEncoder, load_tokenizer
+    from talkverse.loaders.text_encoder import load_tokenizer
+    from talkverse.models.text_encoder import TextEncoder
 
-    enc = TextEncoder(UMT5EncoderModel.from_pretrained(work / "encoders" / "text_encoder").eval(),
+    enc = TextEncoder(UMT5EncoderModel.from_pretrained(work / "encoders" / "text_encoder", local_files_only=True).eval(),
                       load_tokenizer(work / "encoders" / "tokenizer"), text_len=16)
     cache = TextEmbeddingCache(root / "text_embeddings")
     with open(root / "metadata.csv") as f:
@@ -55,7 +56,7 @@ def _reencode_text(root: Path, work: Path) -> None:
 
 
 def data(work: Path, num_clips: int) -> None:
-    from talkverse.data.synthetic import write_synthetic_dataset
+    from talkverse.testing.synthetic import write_synthetic_dataset
 
     for name, n, seed, seconds in (("train", num_clips, 1, (4.0, 6.0)), ("heldout", 10, 2, (4.0, 6.0)),
                                    ("long", 3, 3, (9.0, 10.0))):
@@ -71,7 +72,7 @@ def base(work: Path) -> None:
 
     from talkverse.configs import model_config
     from talkverse.convert.wan_keys import diffusers_to_original, is_new_module_key
-    from talkverse.models import TalkVerseTransformer3DModel
+    from talkverse.models.transformer_talkverse import TalkVerseTransformer3DModel
 
     torch.manual_seed(0)
     cfg = model_config("s2v_demo")
@@ -132,30 +133,30 @@ def assemble(work: Path, out: Path, export: Path | None = None, run: Path | None
     from PIL import Image
     from transformers import UMT5EncoderModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    from talkverse.data.synthetic import babble_audio, draw_identity, reference_image
-    from talkverse.models import TalkVerseTransformer3DModel
-    from talkverse.models.text_encoder import load_tokenizer
-    from talkverse.pipelines import TalkVersePipeline
+    from talkverse.loaders.text_encoder import load_tokenizer
+    from talkverse.loaders.transformer import load_transformer
+    from talkverse.pipelines.pipeline_talkverse import TalkVersePipeline
     from talkverse.pipelines.scheduling import make_scheduler
+    from talkverse.testing.synthetic import babble_audio, draw_identity, reference_image
 
     if export is None:
         files = newest_exports(run or work / "run", average)
         export = files[-1] if average == 1 else average_exports(
             files, work / "averaged" / f"{files[0].stem}_to_{files[-1].stem}.safetensors")
-    transformer = TalkVerseTransformer3DModel.from_wan(str(work / "base"), str(export), config="s2v_demo")
+    transformer = load_transformer(work / "base", export, config="s2v_demo")
     enc = work / "encoders"
-    pipe = TalkVersePipeline(transformer=transformer.to(torch.bfloat16), vae=AutoencoderKLWan.from_pretrained(work / "vae"),
+    pipe = TalkVersePipeline(transformer=transformer.to(torch.bfloat16), vae=AutoencoderKLWan.from_pretrained(work / "vae", local_files_only=True),
                              scheduler=make_scheduler(5.0),
-                             text_encoder=UMT5EncoderModel.from_pretrained(enc / "text_encoder"),
+                             text_encoder=UMT5EncoderModel.from_pretrained(enc / "text_encoder", local_files_only=True),
                              tokenizer=load_tokenizer(enc / "tokenizer"),
-                             audio_encoder=Wav2Vec2Model.from_pretrained(enc / "audio_encoder"),
-                             feature_extractor=Wav2Vec2FeatureExtractor.from_pretrained(enc / "audio_encoder"),
+                             audio_encoder=Wav2Vec2Model.from_pretrained(enc / "audio_encoder", local_files_only=True),
+                             feature_extractor=Wav2Vec2FeatureExtractor.from_pretrained(enc / "audio_encoder", local_files_only=True),
                              first_clip_motion="zeros")  # the first clip barely moves with "drop" (docs/demo.md)
     if out.exists():
         shutil.rmtree(out)
     pipe.save_pretrained(str(out))
     drop_local_paths(out)
-    (out / "TRAINED_FROM.txt").write_text(f"{export.name} of scripts/train_demo.sh (configs/s2v_demo.yaml)"
+    (out / "TRAINED_FROM.txt").write_text(f"{export.name} of scripts/train_demo.sh (talkverse/configs/s2v_demo.yaml)"
                                           + (f", the mean of {average} exports" if average > 1 else "") + "\n")
     # Demo inputs: an identity and a babble track that training never saw (seed 4).
     ident = draw_identity(4_000_001)
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("step", choices=["encoders", "data", "base", "assemble"])
     ap.add_argument("--work", default="demo_work", help="working folder")
     ap.add_argument("--num_clips", type=int, default=160, help="training clips (data)")
-    ap.add_argument("--out", default="demo/talkverse-tiny-demo", help="pipeline folder (assemble)")
+    ap.add_argument("--out", default="talkverse/demo/talkverse-tiny-demo", help="pipeline folder (assemble)")
     ap.add_argument("--run", default=None, help="training output folder (assemble; default: <work>/run)")
     ap.add_argument("--export", default=None, help="step-N.safetensors to assemble (default: the newest in --run)")
     ap.add_argument("--average", type=int, default=1, help="assemble the mean of the newest N exports in --run")

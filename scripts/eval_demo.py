@@ -2,7 +2,7 @@
 """Score a demo pipeline on held-out synthetic clips (talkverse.eval.demo): lip-sync AV-corr per clip, the
 shuffled-audio control, and long-clip sync/colour drift. Prints JSON and writes it with --out.
 
-    python scripts/eval_demo.py --pipeline demo/talkverse-tiny-demo --heldout demo_work/heldout --long demo_work/long
+    python scripts/eval_demo.py --pipeline talkverse/demo/talkverse-tiny-demo --heldout demo_work/heldout --long demo_work/long
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pipeline", default="demo/talkverse-tiny-demo", help="TalkVersePipeline folder")
+    ap.add_argument("--pipeline", default="talkverse/demo/talkverse-tiny-demo", help="TalkVersePipeline folder")
     ap.add_argument("--heldout", required=True, help="synthetic dataset folder (metadata.csv + videos/)")
     ap.add_argument("--long", default=None, help="synthetic dataset of long clips (several chained clips)")
     ap.add_argument("--frames", type=int, default=24, help="frames per clip")

@@ -9,7 +9,7 @@ With random weights the tiny encoder's layer norms (``feat_extract_norm="layer"`
 out most of the loudness: a ridge read-out of its states (all layers, +-2 frames) predicts the mouth openness of
 held-out synthetic clips with r ~0.70 (0.96 after this fit), and the demo DiT trained on the random states lip-synced
 poorly. Here linear heads on three hidden states (the middle, the three-quarter and the last one) regress 32 log-mel
-bands of the 20 ms frame each state stands for, on synthetic babble (talkverse.data.synthetic, seeds disjoint from the
+bands of the 20 ms frame each state stands for, on synthetic babble (talkverse.testing.synthetic, seeds disjoint from the
 datasets'); Adam with warm-up and cosine decay, MSE on z-scored bands. Writes a save_pretrained folder (model +
 feature-extractor config) and prints the held-out fit.
 """
@@ -51,7 +51,7 @@ def log_mel_frames(wave: np.ndarray, fb: np.ndarray) -> np.ndarray:
 
 
 def make_set(n: int, seconds: float, seed: int, fb: np.ndarray):
-    from talkverse.data.synthetic import babble_audio
+    from talkverse.testing.synthetic import babble_audio
 
     rng = np.random.default_rng(seed)
     waves, targets = [], []
@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     # no layer drop (it would also drop entries of hidden_states), no SpecAugment masking, no dropout
-    model = Wav2Vec2Model.from_pretrained(args.init, layerdrop=0.0, mask_time_prob=0.0, hidden_dropout=0.0,
+    model = Wav2Vec2Model.from_pretrained(args.init, local_files_only=True, layerdrop=0.0, mask_time_prob=0.0, hidden_dropout=0.0,
                                           attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0)
-    fe = Wav2Vec2FeatureExtractor.from_pretrained(args.init)
+    fe = Wav2Vec2FeatureExtractor.from_pretrained(args.init, local_files_only=True)
     layers = [model.config.num_hidden_layers // 2, 3 * model.config.num_hidden_layers // 4, -1]
     heads = torch.nn.ModuleList(torch.nn.Linear(model.config.hidden_size, N_MELS) for _ in layers)
     fb = mel_filterbank()
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     mu, sd = torch.from_numpy(tgt.mean(0)), torch.from_numpy(tgt.std(0) + 1e-6)
 
     def batch(ws, ts, idx):
-        # the feature extractor's own normalisation, as at inference (talkverse.audio.wav2vec)
+        # the feature extractor's own normalisation, as at inference (talkverse.models.wav2vec)
         x = fe([ws[i] for i in idx], sampling_rate=SR, return_tensors="pt").input_values.float()
         y = (torch.from_numpy(np.stack([ts[i] for i in idx])) - mu) / sd
         return x, y

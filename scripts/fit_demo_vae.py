@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Fit the demo model's tiny VAE: diffusers ``AutoencoderKLWan`` at base width 8 (the Wan2.2 layout: patch 2, 16x
-spatial / 4x temporal compression, z_dim 48), trained on synthetic talking faces (talkverse.data.synthetic).
+spatial / 4x temporal compression, z_dim 48), trained on synthetic talking faces (talkverse.testing.synthetic).
 
     python scripts/fit_demo_vae.py --out demo_work/vae --minutes 20
 
@@ -28,7 +28,7 @@ DEMO_VAE = dict(base_dim=8, decoder_base_dim=8, z_dim=48, dim_mult=[1, 2, 4, 4],
 
 def clip_pool(n: int, size: int, seed: int, seconds: float = 2.0):
     """n rendered clips: (frames float [-1, 1] [3, T, H, W], mouth boxes [T, 4])."""
-    from talkverse.data.synthetic import babble_audio, draw_identity, openness_per_frame, render_clip
+    from talkverse.testing.synthetic import babble_audio, draw_identity, openness_per_frame, render_clip
 
     pool = []
     for i in range(n):
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers import AutoencoderKLWan
 
     from talkverse.convert.vae_keys import diffusers_to_original
-    from talkverse.models.vae import vae_config
+    from talkverse.loaders.vae import vae_config
 
     if args.threads:
         torch.set_num_threads(args.threads)

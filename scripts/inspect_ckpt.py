@@ -19,11 +19,10 @@ import torch  # noqa: E402
 
 from talkverse.configs import model_config  # noqa: E402
 from talkverse.convert.errors import CheckpointError, format_keys  # noqa: E402
-from talkverse.convert.load_transformer import TIME_HEAD_KEYS_OURS  # noqa: E402
 from talkverse.convert.state_dict_io import LazyStateDict  # noqa: E402
-from talkverse.convert.talkverse_ckpt import partition  # noqa: E402
+from talkverse.convert.talkverse_ckpt import TIME_HEAD_KEYS_OURS, partition  # noqa: E402
 from talkverse.convert.wan_keys import is_new_module_key  # noqa: E402
-from talkverse.models import TalkVerseTransformer3DModel  # noqa: E402
+from talkverse.models.transformer_talkverse import TalkVerseTransformer3DModel  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

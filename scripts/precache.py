@@ -2,9 +2,9 @@
 """Pre-compute training windows offline (training.md §12): VAE latents, audio features, text embedding, ROI weights.
 
 For every CSV row (rank r of a torchrun launch takes rows r::world) this picks the window and the reference frame
-exactly as ``TalkVerseDataset`` does at epoch 0, VAE-encodes the window jointly ([motion 73 | main 72] -> 37 latents:
-motion = [:19], x0 = [19:]; a short clip encodes 72 main frames -> 18 latents and motion = zeros), encodes the
-reference frame, runs wav2vec2 on the reference audio window (§6) and writes ``<out>/<clip_id>.safetensors`` with keys
+exactly as ``TalkVerseDataset`` does at epoch 0, encodes it as online training does (``encode_raw_sample``: the window
+jointly, [motion 73 | main 72] -> 37 latents: motion = [:19], x0 = [19:]; a short clip encodes 72 main frames -> 18
+latents and motion = zeros; the reference frame; wav2vec2 on the reference audio window, §6) and writes ``<out>/<clip_id>.safetensors`` with keys
 x0, motion, ref, audio, context, roi_weight, has_motion (atomically). Existing files are kept unless --overwrite.
 Unusable rows (missing/corrupt video, no audio, too short, not 25 fps) are reported and skipped.
 """
@@ -24,10 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from talkverse.data.audio_window import main_slice, window_features  # noqa: E402
 from talkverse.data.dataset import ClipSkip, TalkVerseDataset  # noqa: E402
 from talkverse.data.rows import read_rows  # noqa: E402
 from talkverse.data.text_cache import TextEmbeddingCache, atomic_save  # noqa: E402
+from talkverse.models.geometry import ClipGeometry  # noqa: E402
+from talkverse.training.batch import encode_raw_sample  # noqa: E402
 
 logger = logging.getLogger("precache")
 
@@ -42,9 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vae_config", default=None, help="VAE architecture preset or YAML (original layout only)")
     p.add_argument("--wav2vec_dir", required=True, help="local wav2vec2 folder (save_pretrained layout)")
     p.add_argument("--out", required=True, help="output folder for <clip_id>.safetensors")
-    p.add_argument("--bucket", default="fasttalk-720", help="bucket table (fasttalk-720, fasttalk-480) or a fixed HxW")
+    p.add_argument("--bucket", default="fasttalk-720", help="bucket table (fasttalk-720, fasttalk-480) or a fixed WxH "
+                                                         "(width first)")
     p.add_argument("--num_frames", type=int, default=72, help="main frames per window (multiple of 4)")
-    p.add_argument("--motion_frames", type=int, default=73, help="motion frames before the main frames")
+    p.add_argument("--motion_frames", type=int, default=ClipGeometry.motion_frames,
+                   help="motion frames before the main frames (the model's motion_frames)")
     p.add_argument("--always_use_motion_frames", action="store_true", help="reject clips too short for motion")
     p.add_argument("--seed", type=int, default=0, help="data seed (the window of epoch 0 with this seed is cached)")
     p.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16", help="storage dtype of latents/audio/context")
@@ -57,15 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    from talkverse.audio.wav2vec import Wav2Vec2Features
-    from talkverse.models.vae import TalkVerseVAE
+    from talkverse.loaders.vae import load_vae
+    from talkverse.loaders.wav2vec import load_wav2vec
 
     rows = read_rows(args.csv, args.data_root)
     ds = TalkVerseDataset(rows, bucket=args.bucket, num_frames=args.num_frames, motion_frames=args.motion_frames,
                           text_cache=TextEmbeddingCache(args.text_cache),
                           always_use_motion_frames=args.always_use_motion_frames, seed=args.seed)
-    vae = TalkVerseVAE.load(args.vae, config=args.vae_config, device=args.device)
-    w2v = Wav2Vec2Features.from_pretrained(args.wav2vec_dir, device=args.device)
+    vae = load_vae(args.vae, config=args.vae_config, device=args.device)
+    w2v = load_wav2vec(args.wav2vec_dir, device=args.device)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     out = Path(args.out)
     done = skipped = existing = 0
@@ -81,19 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             logger.warning("skip %s: %s", row.clip_id, e)
             skipped += 1
             continue
-        video = item["video"][None]  # [1, 3, T, H, W]
-        lat = vae.encode(video)[0].float().cpu()  # [48, 37 | 18, h, w]
-        n_mot = 1 + (args.motion_frames - 1) // 4
-        if item["has_motion"]:
-            motion, x0 = lat[:, :n_mot], lat[:, n_mot:]
-        else:
-            x0, motion = lat, lat.new_zeros(lat.shape[0], n_mot, *lat.shape[2:])
-        ref = vae.encode(item["ref"][None])[0].float().cpu()
-        keep = main_slice(item["has_motion"], args.num_frames, args.motion_frames)
-        audio = window_features(w2v, item["audio"].numpy(), video.shape[2], keep)
-        tensors = {"x0": x0.to(dtype), "motion": motion.to(dtype), "ref": ref.to(dtype), "audio": audio.to(dtype),
-                   "context": item["context"].to(dtype), "roi_weight": item["roi_weight"].float(),
-                   "has_motion": torch.tensor(item["has_motion"])}
+        sample = encode_raw_sample(item, vae, w2v, args.num_frames, args.motion_frames)
+        tensors = {k: sample[k].float().cpu().to(dtype) for k in ("x0", "motion", "ref", "audio", "context")}
+        tensors.update(roi_weight=item["roi_weight"].float(), has_motion=torch.tensor(item["has_motion"]))
         meta = {"clip_id": row.clip_id, "size": json.dumps(list(item["size"])), "start": str(item["start"]),
                 "ref_index": str(item["ref_index"]), "has_motion": "1" if item["has_motion"] else "0",
                 "video_path": str(row.video_path), "seed": str(args.seed), "bucket": str(args.bucket)}

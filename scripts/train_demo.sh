@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The committed recipe of the shipped tiny demo model (demo/talkverse-tiny-demo), on CPU.
+# The committed recipe of the shipped tiny demo model (talkverse/demo/talkverse-tiny-demo), on CPU.
 #
 #   scripts/train_demo.sh [WORK_DIR]      (default demo_work/)
 #
@@ -10,12 +10,12 @@
 #    the demo umT5
 # 4. latents pre-computed by scripts/precache.py (24 main + 73 motion frames at 128x128), WINDOWS random windows per
 #    clip (precache --seed 0..WINDOWS-1, one sub-folder each; the trainer reads them all)
-# 5. train_s2v_5b.py, strategy full, from a randomly initialised TI2V-layout base of configs/s2v_demo.yaml
+# 5. train_s2v_5b.py, strategy full, from a randomly initialised TI2V-layout base of talkverse/configs/s2v_demo.yaml
 # 6. the pipeline folder written by scripts/build_demo.py: the mean of the last AVERAGE exports (every 500 steps),
 #    transformer in bf16, first_clip_motion zeros
 # Environment overrides: AUDIO_STEPS (1500), VAE_STEPS (2215), VAE2_STEPS (129), NUM_CLIPS (160), WINDOWS (3),
 # STEPS (8000), AVERAGE (9), SEED (1), THREADS (2), DIT_THREADS (1), RUN_DIR ($WORK/run),
-# DEMO_OUT (demo/talkverse-tiny-demo).
+# DEMO_OUT (talkverse/demo/talkverse-tiny-demo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WORK="${1:-demo_work}"
@@ -45,4 +45,4 @@ OMP_NUM_THREADS="${DIT_THREADS:-1}" python train_s2v_5b.py --ckpt_dir "$WORK/bas
     --learning_rate 5e-4 --warmup_steps 100 --batch_size 2 --gradient_accumulation_steps 1 \
     --max_steps "${STEPS:-8000}" --save_steps 500 --log_interval 50 --gradient_checkpointing false \
     --export_dtype fp32 --device cpu --seed "${SEED:-1}"
-python scripts/build_demo.py assemble --work "$WORK" --run "${RUN_DIR:-$WORK/run}" --average "${AVERAGE:-9}" --out "${DEMO_OUT:-demo/talkverse-tiny-demo}"
+python scripts/build_demo.py assemble --work "$WORK" --run "${RUN_DIR:-$WORK/run}" --average "${AVERAGE:-9}" --out "${DEMO_OUT:-talkverse/demo/talkverse-tiny-demo}"

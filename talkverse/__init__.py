@@ -1,4 +1,9 @@
-"""talkverse: a diffusers-native implementation of TalkVerse-5B (audio-driven talking-video generation)."""
+"""talkverse: a diffusers-native implementation of TalkVerse-5B (audio-driven talking-video generation).
+
+Layers, bottom to top (docs/architecture.md): ``media``/``configs``/``demo`` -> ``convert`` -> ``models`` ->
+``loaders``/``parallel``/``perf`` -> ``pipelines``/``data``/``training``/``eval``/``parity``/``testing`` ->
+``runner``/``batch`` -> ``cli``/``app``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-# The public classes load on first use, so light submodules (talkverse.cli_args for the CLIs' --help) don't pull in
-# torch, diffusers and transformers.
-_LAZY = {"TalkVerseTransformer3DModel": ".models", "TalkVersePipeline": ".pipelines", "load_pipeline": ".pipelines"}
+# The public names load on first use, so light submodules (the CLIs' --help) don't pull in torch, diffusers and
+# transformers.
+_LAZY = {"TalkVerseTransformer3DModel": ".models.transformer_talkverse",
+         "TalkVersePipeline": ".pipelines.pipeline_talkverse", "TalkVersePipelineOutput": ".pipelines.output",
+         "load_pipeline": ".pipelines.loading", "load_transformer": ".loaders.transformer"}
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .models import TalkVerseTransformer3DModel
-    from .pipelines import TalkVersePipeline, load_pipeline
+    from .loaders.transformer import load_transformer
+    from .models.transformer_talkverse import TalkVerseTransformer3DModel
+    from .pipelines.loading import load_pipeline
+    from .pipelines.output import TalkVersePipelineOutput
+    from .pipelines.pipeline_talkverse import TalkVersePipeline
 
 
 def __getattr__(name: str):
@@ -24,4 +34,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["TalkVersePipeline", "TalkVerseTransformer3DModel", "__version__", "load_pipeline"]
+__all__ = ["TalkVersePipeline", "TalkVersePipelineOutput", "TalkVerseTransformer3DModel", "__version__",
+           "load_pipeline", "load_transformer"]

@@ -164,7 +164,7 @@ def compare(manifest: dict[str, Shape], ours: dict[str, Shape], scope: str = "au
 def build_meta_model(config: str = "s2v_5b") -> torch.nn.Module:
     """``TalkVerseTransformer3DModel`` of a config preset on the meta device (no memory, no init cost)."""
     from .configs import model_config
-    from .models import TalkVerseTransformer3DModel
+    from .models.transformer_talkverse import TalkVerseTransformer3DModel
 
     with torch.device("meta"):
         return TalkVerseTransformer3DModel(**model_config(config))

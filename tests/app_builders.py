@@ -38,8 +38,8 @@ def tiny_chat_model(folder: str | Path, seed: int = 0) -> Path:
 
 
 def stand_in_pipeline(folder: str | Path) -> Path:
-    """The tiny random TalkVersePipeline saved like the demo model (used while demo/talkverse-tiny-demo is absent)."""
-    from talkverse.pipelines.tiny import tiny_pipeline
+    """The tiny random TalkVersePipeline saved like the demo model (used while talkverse/demo/talkverse-tiny-demo is absent)."""
+    from talkverse.testing.tiny import tiny_pipeline
 
     tiny_pipeline(seed=0).save_pretrained(str(folder))
     return Path(folder)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
 SHARED = REPO.parent / "shared"
 PARITY = SHARED / "reference" / "parity"
 

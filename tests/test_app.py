@@ -44,7 +44,7 @@ def test_check_image_missing_and_too_small(tmp_path):
 def test_check_audio_duration_and_errors(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(22050 * 2, np.float32), 22050)
     ok = check_audio(tmp_path / "a.wav", max_seconds=5)
-    assert ok.seconds == pytest.approx(2.0, abs=1e-3) and ok.waveform.dtype == np.float32
+    assert ok.seconds == pytest.approx(2.0, abs=1e-3) and ok.waveform().dtype == np.float32 and ok.sample_rate == 22050
     with pytest.raises(InputError) as e:
         check_audio(tmp_path / "a.wav", max_seconds=1.5)
     assert str(e.value).startswith("The audio “a.wav” is 2.0 seconds long; this page accepts at most 1.5 seconds.")
@@ -56,9 +56,9 @@ def test_check_audio_duration_and_errors(tmp_path):
 
 
 def test_check_audio_video_without_audio_track(tmp_path):
-    from talkverse.video.writer import VideoWriter
-
     import torch
+
+    from talkverse.media.writer import VideoWriter
 
     with VideoWriter(tmp_path / "silent.mp4", fps=25) as w:
         w.write(torch.zeros(3, 4, 32, 32))
@@ -98,10 +98,10 @@ def test_help_explains_every_flag():
     assert "127.0.0.1" in proc.stdout and "120" in proc.stdout
 
 
-def test_args_demo_defaults_and_real_model(tmp_path, monkeypatch):
+def test_args_demo_defaults_and_real_model(tmp_path, monkeypatch, capsys):
+    import talkverse.demo as demo_assets
     from talkverse.app import cli
     from talkverse.app.settings import settings_from_args
-    from talkverse.pipelines import demo
 
     a = cli.parse_args(["--ckpt_dir", str(tmp_path), "--task", "s2v-tiny-demo", "--output_dir",
                         str(tmp_path / "out")])
@@ -116,12 +116,12 @@ def test_args_demo_defaults_and_real_model(tmp_path, monkeypatch):
     assert b.task == "s2v-5B" and (s.size_bucket, s.infer_frames, s.steps, s.guide_scale, s.seed, s.history) == \
         ("fasttalk-720", 120, 8, 6.5, -1, 3)
 
-    # No --ckpt_dir: the shipped demo model (generate.py's DEMO_DEFAULTS), or one clear line when it is absent.
+    # No --ckpt_dir: the shipped demo model (talkverse.demo), or one clear line when it is absent.
     fake = tmp_path / "demo-model"
-    monkeypatch.setattr(demo, "DEMO_MODEL_DIR", fake)
-    monkeypatch.setitem(demo.DEMO_DEFAULTS, "ckpt_dir", str(fake))
-    with pytest.raises(SystemExit, match="tiny demo model is not in this checkout"):
+    monkeypatch.setattr(demo_assets, "demo_model_dir", lambda: fake)
+    with pytest.raises(SystemExit):
         cli.parse_args([])
+    assert "tiny demo model is not in this installation" in capsys.readouterr().err
     fake.mkdir()
     c = cli.parse_args([])
     assert c.task == "s2v-tiny-demo" and c.ckpt_dir == str(fake) and c.model_config == "s2v_demo"
@@ -175,11 +175,11 @@ def test_history_keeps_the_newest():
 
 def test_generate_video_reports_clips_and_steps(tmp_path):
     """generate_video on the tiny random pipeline: an mp4 with AAC audio, one report per clip and step (through the
-    pipeline's step_callback), and the pipeline instance left unpatched."""
+    pipeline's callback_on_step_end), and the pipeline instance left unpatched."""
     import av
 
     from talkverse.app.generation import generate_video
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.testing.tiny import tiny_pipeline
 
     pipe = tiny_pipeline()
     pipe.set_progress_bar_config(disable=True)
@@ -188,7 +188,7 @@ def test_generate_video_reports_clips_and_steps(tmp_path):
     audio = check_audio(tmp_path / "a.wav", 10)
     reports = []
     opts = check_settings("128x128", 8, 2, 4.0, 3, 0)  # the motion packer needs >= 8x8 latents
-    res = generate_video(pipe, img, tmp_path / "a.wav", audio, "A person is speaking.", None, opts, tmp_path,
+    res = generate_video(pipe, img, audio, "A person is speaking.", None, opts, tmp_path,
                          report=lambda done, desc: reports.append((done, desc)))
     assert "denoise_clip" not in pipe.__dict__
     assert res.num_clips == 2 and res.frames == 13 and res.seed == 3 and res.size == (128, 128)

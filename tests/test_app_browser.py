@@ -1,7 +1,7 @@
 """The web UI in a real browser: ``python -m talkverse.app`` in a subprocess, driven by playwright-core
 (tests/browser/app.mjs) in Debian's headless Chromium (/usr/bin/chromium; no browser is ever downloaded).
 
-The app runs the default demo model when demo/talkverse-tiny-demo is in the checkout; until then the tiny random
+The app runs the default demo model when talkverse/demo/talkverse-tiny-demo is in the checkout; until then the tiny random
 stand-in pipeline (same 128x128 / 24-frame / 20-step demo settings via --task s2v-tiny-demo). .ci/run installs
 chromium, espeak-ng and the npm package. TALKVERSE_APP_SCREENSHOT=path copies the result screenshot there (how
 docs/app_screenshot.png is refreshed).
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from app_builders import astronaut_png, speech, stand_in_pipeline, tiny_chat_model
 
-from talkverse.pipelines.demo import DEMO_MODEL_DIR
+from app_builders import astronaut_png, speech, stand_in_pipeline, tiny_chat_model
+from talkverse.demo import demo_model_dir
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,7 @@ def app(tmp_path_factory):
     """The app on a free localhost port: the default demo model, else the stand-in; with a tiny local enhancer."""
     _node_script_ready()
     d = tmp_path_factory.mktemp("app")
-    model = [] if DEMO_MODEL_DIR.is_dir() else \
+    model = [] if demo_model_dir().is_dir() else \
         ["--ckpt_dir", str(stand_in_pipeline(d / "stand_in")), "--task", "s2v-tiny-demo"]
     port = _free_port()
     log = d / "app.log"

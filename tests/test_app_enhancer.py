@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+
 from app_builders import tiny_chat_model
 
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-
 import av  # noqa: E402  (the s2v extra; .ci/run installs it)
 import librosa  # noqa: E402,F401
+import numpy as np
+import pytest
 import soundfile as sf  # noqa: E402
+import torch
 
-from talkverse.audio import (  # noqa: E402
-    AudioError, AudioModelError, Wav2Vec2Features, bucket_clips, bucket_columns, check_model_folder, clip_slice,
-    decimate_25fps, fixed_hidden_states, load_audio, num_frames_50hz, reference_num_clips,
+from talkverse.loaders.wav2vec import AudioModelError, check_model_folder, load_wav2vec  # noqa: E402
+from talkverse.media.audio import AudioError, load_audio  # noqa: E402
+from talkverse.models.audio_columns import (  # noqa: E402
+    bucket_clips,
+    bucket_columns,
+    clip_slice,
+    decimate_25fps,
+    num_frames_50hz,
+    reference_num_clips,
 )
+from talkverse.models.wav2vec import Wav2Vec2Features, fixed_hidden_states  # noqa: E402
+from talkverse.testing.tiny import wav2vec_config  # noqa: E402
 
 SR = 16000
 
@@ -238,13 +245,11 @@ def test_bucket_explicit_columns_and_clip_slices():
 
 # -------------------------------------------------------------------------------------------- wav2vec2 model
 def tiny_model(layers: int = 2, stable: bool = True, norm: str = "layer"):
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     torch.manual_seed(0)
-    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=32,
-                         conv_dim=(8,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, do_stable_layer_norm=stable,
-                         feat_extract_norm=norm, conv_bias=True, vocab_size=8)
+    cfg = wav2vec_config(16, layers, intermediate_size=32, conv_dim=(8,) * 7, do_stable_layer_norm=stable,
+                         feat_extract_norm=norm)
     model = Wav2Vec2Model(cfg).eval()
     with torch.no_grad():  # make the final LayerNorm visibly non-trivial
         model.encoder.layer_norm.weight.uniform_(0.5, 1.5)
@@ -307,9 +312,9 @@ def test_features_call_shapes():
 
 # ----------------------------------------------------------------------------------------------------- parity
 def test_audio_parity(parity_dir):
-    from talkverse.parity.audio import audio_suite
+    from talkverse.parity import get_suite
 
-    results = list(audio_suite(parity_dir))
+    results = list(get_suite("audio")(parity_dir))
     assert len(results) == 3
     for r in results:
         assert r.passed, (r.line(), [d for d in r.details if d[1] > d[2]])
@@ -322,5 +327,5 @@ def test_fixture_wavs_equal_librosa_load(parity_dir):
 
 
 def test_fixture_model_folder_loads(parity_dir):
-    fx = Wav2Vec2Features.from_pretrained(parity_dir / "audio" / "tiny_wav2vec2")
+    fx = load_wav2vec(parity_dir / "audio" / "tiny_wav2vec2")
     assert fx.num_layers == 4 and not fx.model.training

@@ -270,17 +270,13 @@ def test_claims_give_each_item_to_one_worker_and_new_run_id_reruns(tmp_path: Pat
 
 _WORKER = textwrap.dedent(
     """
-    import importlib.util, json, os, sys, time
+    import json, os, sys, time
     from pathlib import Path
 
-    # Load talkverse/batch.py by path: importing the talkverse package pulls in the model stack (slow).
-    spec = importlib.util.spec_from_file_location("talkverse_batch_under_test", sys.argv[1])
-    batch = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = batch
-    spec.loader.exec_module(batch)
+    from talkverse import batch  # light: the talkverse package loads its model stack lazily
     import torch.distributed as dist
 
-    rank, world, tmp = int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+    rank, world, tmp = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
     dist.init_process_group("gloo", init_method=(tmp / "pg").as_uri(), rank=rank, world_size=world)
     run_id = batch.make_run_id()  # broadcast from rank 0
     items = [batch.BatchItem(**d) for d in json.loads((tmp / "items.json").read_text())]
@@ -317,8 +313,7 @@ def test_two_real_workers_share_the_queue(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(tmp_path / "worker.py"), str(REPO / "talkverse" / "batch.py"), str(r), "2",
-             str(tmp_path)],
+            [sys.executable, str(tmp_path / "worker.py"), str(r), "2", str(tmp_path)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for r in range(2)

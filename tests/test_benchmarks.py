@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers import REPO
 
 FAST = ["--threads", "1", "--warmup", "0", "--iters", "1"]
 RUNS = {

@@ -8,12 +8,20 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from ckpt_builders import (
+    expected_merged,
+    make_lora,
+    original_state,
+    random_model,
+    tiny_config,
+    tiny_inputs,
+    write_diffusers_base,
+    write_original_base,
+    write_talkverse,
+)
 from talkverse import TalkVerseTransformer3DModel
 from talkverse.convert.errors import CheckpointError
-from talkverse.convert.load_transformer import load_transformer
-
-from ckpt_builders import (expected_merged, make_lora, original_state, random_model, tiny_config, tiny_inputs,
-                           write_diffusers_base, write_original_base, write_talkverse)
+from talkverse.loaders.transformer import load_transformer
 
 RANK = 4
 
@@ -107,10 +115,12 @@ def test_lora_adapter_mode_matches_merge(tmp_path, models, original_base):
                        original_state(base)["blocks.0.self_attn.q.weight"])
 
 
-def test_from_wan_classmethod_and_dtype_islands(tmp_path, models, original_base):
+def test_top_level_loader_and_dtype_islands(tmp_path, models, original_base):
+    import talkverse
+
     base, trained = models
     tv = write_talkverse(trained, tmp_path / "tv.safetensors", make_lora(base, RANK))
-    model = TalkVerseTransformer3DModel.from_wan(original_base, tv, config=tiny_config(), torch_dtype=torch.bfloat16)
+    model = talkverse.load_transformer(original_base, tv, config=tiny_config(), torch_dtype=torch.bfloat16)
     assert model.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
     assert model.frame_packer.proj_4x.weight.dtype == torch.bfloat16
     for p in (model.condition_embedder.time_embedder.linear_1.weight, model.condition_embedder.time_proj.weight,
@@ -266,7 +276,7 @@ def test_inspect_ckpt_script(tmp_path, models, original_base):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from helpers import REPO
 
     base, trained = models
     tv = write_talkverse(trained, tmp_path / "tv.safetensors", make_lora(base, RANK), prefix="model.")

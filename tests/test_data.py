@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -10,14 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from talkverse.data import (BucketBatchSampler, CachedLatentDataset, TalkVerseDataset, TextEmbeddingCache,
-                            choose_window, latent_weight_map, open_clip_video, pose_index, read_rows,
-                            reference_frame_index, roi_masks, scene_range_25fps, segment, window_samples,
-                            write_toy_dataset)
-from talkverse.data.roi import gaussian_kernel
-from talkverse.data.rows import reference_dwpose_path
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import load_script
+from talkverse.data.audio_window import segment, window_samples
+from talkverse.data.batches import BatchSource
+from talkverse.data.cached import CachedLatentDataset
+from talkverse.data.dataset import TalkVerseDataset
+from talkverse.data.roi import gaussian_kernel, latent_weight_map, roi_masks
+from talkverse.data.rows import ClipRow, read_rows, reference_dwpose_path
+from talkverse.data.sampling import choose_window, pose_index, reference_frame_index, scene_range_25fps
+from talkverse.data.text_cache import TextEmbeddingCache
+from talkverse.media.video import VideoError, open_clip
+from toy_data import write_toy_dataset
 
 
 @pytest.fixture(scope="module")
@@ -176,37 +178,35 @@ def test_text_cache_both_layouts(tmp_path):
         rc.get("nope")
 
 
-# ---------------------------------------------------------------- video backends, dataset
-def test_decord_and_pyav_identical_frames(toy):
+# ---------------------------------------------------------------- clips, dataset
+def test_clip_random_access_matches_streaming(toy):
     root, _ = toy
     path = root / "videos" / "clip_000.mp4"
     idx = [0, 1, 2, 40, 149, 100, 3, 73]
-    with open_clip_video(path, "decord") as a, open_clip_video(path, "pyav") as b:
-        assert (a.num_frames, a.fps, a.height, a.width) == (b.num_frames, b.fps, b.height, b.width) == (150, 25.0, 64, 64)
-        fa, fb = a.frames(idx), b.frames(idx)
-    assert fa.shape == (8, 64, 64, 3) and fa.dtype == np.uint8
-    assert np.array_equal(fa, fb)
+    with open_clip(path) as clip:
+        info = clip.info
+        assert (info.num_frames, info.fps, info.height, info.width) == (150, 25.0, 64, 64)
+        got = clip.read(idx)
+        every = np.stack(list(clip.iter_frames(None)))
+    assert got.shape == (8, 64, 64, 3) and got.dtype == np.uint8
+    assert np.array_equal(got, every[idx])
 
 
 def test_clip_errors_name_the_file(tmp_path):
-    from talkverse.data import ClipError
-    from talkverse.video.writer import VideoWriter
+    from talkverse.media.writer import VideoWriter
 
     with VideoWriter(tmp_path / "v30.mp4", fps=30) as vw:
         vw.write(np.zeros((6, 32, 32, 3), np.uint8))
-    for backend in ("auto", "pyav"):
-        with pytest.raises(ClipError, match="v30.mp4.*30.000 fps"):
-            open_clip_video(tmp_path / "v30.mp4", backend)
-    with pytest.raises(ClipError, match="nothere.mp4: not found"):
-        open_clip_video(tmp_path / "nothere.mp4")
+    with pytest.raises(VideoError, match="v30.mp4.*30.000 fps"):
+        open_clip(tmp_path / "v30.mp4")
+    with pytest.raises(VideoError, match="nothere.mp4: not found"):
+        open_clip(tmp_path / "nothere.mp4")
     import soundfile as sf
 
     sf.write(str(tmp_path / "a.wav"), np.zeros(1600, np.float32), 16000)
-    with pytest.raises(ClipError, match="a.wav"):
-        open_clip_video(tmp_path / "a.wav")
+    with pytest.raises(VideoError, match="a.wav"):
+        open_clip(tmp_path / "a.wav")
     # 25 fps but no audio stream: skipped with reason "audio"
-    from talkverse.data import ClipRow
-
     with VideoWriter(tmp_path / "mute.mp4", fps=25) as vw:
         vw.write(np.zeros((80, 32, 32, 3), np.uint8))
     row = ClipRow(tmp_path / "mute.mp4", "c", None, None, None, None, "mute", {})
@@ -256,57 +256,57 @@ def test_dataset_items_determinism_and_skips(toy, caplog):
         only_bad[0]
 
 
-# ---------------------------------------------------------------- sampler
-def test_bucket_sampler_sharding_and_resume():
-    keys = [((64, 64), True)] * 13 + [((64, 128), True)] * 7 + [((64, 64), False)] * 5 + [None] * 2
-    s0 = BucketBatchSampler(keys, batch_size=2, rank=0, world_size=2, seed=5)
-    s1 = BucketBatchSampler(keys, batch_size=2, rank=1, world_size=2, seed=5)
-    b0, b1 = list(s0), list(s1)
-    assert len(b0) == len(b1) == len(s0) == (6 + 3 + 2) // 2
-    flat0, flat1 = [i for b in b0 for i in b], [i for b in b1 for i in b]
-    assert not set(flat0) & set(flat1) and len(set(flat0)) == len(flat0)
-    for b in b0 + b1:
-        assert len(b) == 2 and len({keys[i] for i in b}) == 1 and keys[b[0]] is not None
-    s0.set_epoch(1)
-    assert list(s0) != b0
-    # resume: take 2 batches, save, restore into a fresh sampler, continue
-    s = BucketBatchSampler(keys, batch_size=2, seed=5)
-    s.set_epoch(2)
-    full = list(s)
-    s.set_epoch(3)
-    s.set_epoch(2)
-    it = iter(s)
-    head = [next(it), next(it)]
+# ---------------------------------------------------------------- the bucket sampler
+class _Keys:
+    """A dataset of integers whose bucket key is given per index."""
+
+    def __init__(self, keys):
+        self.keys = keys
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getitem__(self, i):
+        return i
+
+
+def _source(keys, batch, rank=0, world=1, seed=5):
+    return BatchSource(_Keys(keys), batch, lambda items: list(items), key_fn=keys.__getitem__, seed=seed, rank=rank,
+                       world_size=world)
+
+
+def test_batch_source_sharding_buckets_and_resume():
+    keys = [((64, 64), True)] * 13 + [((64, 128), True)] * 7 + [((64, 64), False)] * 5
+    # two ranks x batch 2 see exactly the global batches of one process x batch 4, each from one bucket
+    single = _source(keys, 4)
+    r0, r1 = _source(keys, 2, 0, 2), _source(keys, 2, 1, 2)
+    for _ in range(12):  # more than one epoch (3 + 1 + 1 = 5 global batches per epoch)
+        whole, a, b = single.next_batch(), r0.next_batch(), r1.next_batch()
+        assert whole == a + b and len({keys[i] for i in whole}) == 1
+    assert single.epoch == r0.epoch == 2
+    # resume: a fresh source loaded from the state continues with the same batches
+    s = _source(keys, 2)
+    head = [s.next_batch() for _ in range(4)]
     state = s.state_dict()
-    r = BucketBatchSampler(keys, batch_size=2, seed=5)
+    tail = [s.next_batch() for _ in range(6)]
+    r = _source(keys, 2)
     r.load_state_dict(state)
-    r.set_epoch(2)  # same epoch: keeps the position
-    assert head + list(r) == full
-    # batch size 1: a DistributedSampler-like disjoint cover
-    a = [b[0] for b in BucketBatchSampler(keys, 1, 0, 3, seed=1)]
-    b = [b[0] for b in BucketBatchSampler(keys, 1, 1, 3, seed=1)]
-    c = [b[0] for b in BucketBatchSampler(keys, 1, 2, 3, seed=1)]
-    assert len(a) == len(b) == len(c) == 8 and len(set(a) | set(b) | set(c)) == 24
+    assert [r.next_batch() for _ in range(6)] == tail and head != tail[:4]
+    with pytest.raises(ValueError, match="no bucket holds a full global batch of 16"):
+        _source(keys, 8, 0, 2)
 
 
 # ---------------------------------------------------------------- §12 precache round trip
 def _tiny_models(folder: Path):
-    """Random tiny AutoencoderKLWan (diffusers folder) and wav2vec2 (save_pretrained folder), as in pipelines/tiny.py."""
-    from diffusers import AutoencoderKLWan
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    """Random tiny AutoencoderKLWan (diffusers folder) and wav2vec2 (save_pretrained folder), as in testing/tiny.py."""
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    from talkverse.models.vae import vae_config
-    from talkverse.pipelines.tiny import TINY_VAE
+    from talkverse.testing.tiny import tiny_vae, wav2vec_config
 
     torch.manual_seed(0)
-    full = vae_config()
-    vae = AutoencoderKLWan(**TINY_VAE, latents_mean=full["latents_mean"], latents_std=full["latents_std"]).eval()
+    vae = tiny_vae()
     vae.save_pretrained(str(folder / "vae"))
-    cfg = Wav2Vec2Config(hidden_size=36, num_hidden_layers=24, num_attention_heads=2, intermediate_size=48,
-                         conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, do_stable_layer_norm=True,
-                         feat_extract_norm="layer", conv_bias=True, vocab_size=8)
-    Wav2Vec2Model(cfg).eval().save_pretrained(str(folder / "w2v"))
+    Wav2Vec2Model(wav2vec_config()).eval().save_pretrained(str(folder / "w2v"))
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True,
                              return_attention_mask=True).save_pretrained(str(folder / "w2v"))
     return vae
@@ -318,9 +318,7 @@ def test_precache_and_cached_dataset(tmp_path):
     root = tmp_path / "data"
     csv = write_toy_dataset(root, num_clips=2, frames=[40, 14], corrupt=1)
     vae = _tiny_models(tmp_path)
-    spec = importlib.util.spec_from_file_location("precache", REPO / "scripts" / "precache.py")
-    precache = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(precache)
+    precache = load_script("precache")
     out = tmp_path / "cache"
     argv = ["--csv", str(csv), "--data_root", str(root), "--text_cache", str(root / "text_embeddings"),
             "--vae", str(tmp_path / "vae"), "--wav2vec_dir", str(tmp_path / "w2v"), "--out", str(out),
@@ -360,10 +358,7 @@ def test_precache_and_cached_dataset(tmp_path):
 
 
 def test_precache_help():
-    spec = importlib.util.spec_from_file_location("precache", REPO / "scripts" / "precache.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    text = mod.build_parser().format_help()
+    text = load_script("precache").build_parser().format_help()
     for flag in ("--csv", "--data_root", "--text_cache", "--vae", "--vae_config", "--wav2vec_dir", "--out",
                  "--bucket", "--num_frames", "--dtype", "--overwrite"):
         assert flag in text

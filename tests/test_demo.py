@@ -1,6 +1,7 @@
-"""The shipped tiny demo model (demo/): size, the no-argument generate.py run, and real lip sync on held-out clips.
+"""The shipped tiny demo model (talkverse/demo/): size, the no-argument generate.py run, and real lip sync on held-out
+clips.
 
-The held-out clips are regenerated here from their seed (``talkverse.data.synthetic``, seed 2, the same clips the
+The held-out clips are regenerated here from their seed (``talkverse.testing.synthetic``, seed 2, the same clips the
 recipe's held-out split holds); training used seed 1, so none of these identities or tracks were seen.
 """
 
@@ -10,14 +11,15 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "demo"
-MODEL = DEMO / "talkverse-tiny-demo"
+from helpers import REPO
+from talkverse.demo import demo_dir, demo_model_dir
+
+DEMO = demo_dir()
+MODEL = demo_model_dir()
 
 
 def test_demo_files_shipped_and_small():
@@ -25,7 +27,7 @@ def test_demo_files_shipped_and_small():
               DEMO / "face.png", DEMO / "speech.wav"):
         assert p.is_file(), f"missing {p}"
     total = sum(f.stat().st_size for f in DEMO.rglob("*") if f.is_file())
-    assert total <= 20 * 2**20, f"demo/ is {total / 2**20:.1f} MiB (> 20 MiB)"
+    assert total <= 20 * 2**20, f"talkverse/demo/ is {total / 2**20:.1f} MiB (> 20 MiB)"
 
 
 @pytest.mark.slow
@@ -34,7 +36,7 @@ def test_generate_without_arguments_writes_mp4_with_audio(tmp_path):
 
     env = dict(os.environ, OMP_NUM_THREADS="2")
     t0 = time.time()
-    # Run from an empty folder: the demo is found next to generate.py, the output goes to ./outputs.
+    # Run from an empty folder: the demo is package data, the output goes to ./outputs.
     proc = subprocess.run([sys.executable, str(REPO / "generate.py")], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     seconds = time.time() - t0
@@ -58,8 +60,8 @@ def test_generate_without_arguments_writes_mp4_with_audio(tmp_path):
 def _openness_probe(model, feature_extractor, seeds: range, ctx: int = 1) -> float:
     """Median held-out r of a ridge read-out of the encoder's states (all layers, +-ctx frames at 25 fps) against the
     ground-truth mouth openness of babble tracks: fitted on the first 2/3 of ``seeds``, scored on the rest."""
-    from talkverse.audio.wav2vec import Wav2Vec2Features
-    from talkverse.data.synthetic import babble_audio, openness_per_frame
+    from talkverse.models.wav2vec import Wav2Vec2Features
+    from talkverse.testing.synthetic import babble_audio, openness_per_frame
 
     w2v = Wav2Vec2Features(model.eval(), feature_extractor)
     xs, ys = [], []
@@ -86,7 +88,7 @@ def test_shipped_audio_encoder_carries_mouth_openness():
     (measured when fitted: r 0.96 against 0.70 on the held-out video clips)."""
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.testing.tiny import tiny_pipeline
 
     fe = Wav2Vec2FeatureExtractor.from_pretrained(MODEL / "feature_extractor")
     fitted = _openness_probe(Wav2Vec2Model.from_pretrained(MODEL / "audio_encoder"), fe, range(18))
@@ -107,9 +109,9 @@ MAX_SHUFFLED_OVER_GROUND_TRUTH = 0.05
 def test_demo_lip_sync_on_heldout_clips(tmp_path):
     """On the first 3 held-out clips: the mouth follows the clip's own audio (median best-lag AV-corr >= 0.6), in sync
     (median |lag| <= 1 frame), and other clips' audio scores no higher than it does on the ground-truth videos."""
-    from talkverse.data.synthetic import write_synthetic_dataset
     from talkverse.eval.demo import evaluate_heldout
     from talkverse.pipelines.loading import load_pipeline
+    from talkverse.testing.synthetic import write_synthetic_dataset
 
     root = tmp_path / "heldout"
     write_synthetic_dataset(root, 3, size=128, seconds=(4.0, 6.0), seed=2, text_dim=40)

@@ -19,16 +19,15 @@ from talkverse.eval import (
     av_sync,
     colour_chi2,
     drift_per_second,
-    evaluate_video,
     mediapipe_available,
     mediapipe_mouth_openness,
     mouth_openness,
-    read_audio,
-    read_video_frames,
     speech_energy,
     synthetic_mouth_openness,
 )
-from talkverse.video.writer import VideoWriter
+from talkverse.media.audio import load_audio
+from talkverse.media.video import read_video_frames
+from talkverse.media.writer import VideoWriter
 
 SR, FPS, SIZE, SECONDS = 16000, 25, 96, 8
 T = FPS * SECONDS
@@ -127,7 +126,7 @@ def puppet(tmp_path_factory):
 
 def _sync_of(path, method="synthetic"):
     frames, fps = read_video_frames(path)
-    wave = read_audio(path)
+    wave = load_audio(path)
     m, used = mouth_openness(frames, method)
     return av_sync(m, speech_energy(wave, SR, len(frames), fps=fps)), used
 
@@ -289,10 +288,10 @@ def test_cli_errors_and_help(tmp_path, capsys):
 def test_heldout_sync_table_on_ground_truth_clips(tmp_path):
     """talkverse.eval.demo's score table on real synthetic clips (their ground-truth videos): the clips' own audio is on
     the diagonal and scores high; the shuffled controls (next clip's audio, every other clip's) score far lower."""
-    from talkverse.audio.io import load_audio
-    from talkverse.data.synthetic import write_synthetic_dataset
     from talkverse.eval.demo import _summary, _sync_table, clips_of
-    from talkverse.eval.video_io import read_video_frames
+    from talkverse.media.audio import load_audio
+    from talkverse.media.video import read_video_frames
+    from talkverse.testing.synthetic import write_synthetic_dataset
 
     write_synthetic_dataset(tmp_path, 4, size=64, seconds=(4.0, 5.0), seed=5, text_dim=8)
     clips = clips_of(tmp_path)

@@ -14,7 +14,12 @@ import torch
 from diffusers import WanTransformer3DModel
 
 from talkverse.configs import model_config
-from talkverse.convert.wan_keys import NEW_MODULE_PREFIXES, diffusers_to_original, is_new_module_key, original_to_diffusers
+from talkverse.convert.wan_keys import (
+    NEW_MODULE_PREFIXES,
+    diffusers_to_original,
+    is_new_module_key,
+    original_to_diffusers,
+)
 from talkverse.manifest import (
     build_meta_model,
     compare,
@@ -23,7 +28,7 @@ from talkverse.manifest import (
     peft_key_to_plain,
     read_manifest,
 )
-from talkverse.models import TalkVerseTransformer3DModel
+from talkverse.models.transformer_talkverse import TalkVerseTransformer3DModel
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from talkverse.configs import model_config
-from talkverse.models import TalkVerseTransformer3DModel
 from talkverse.models.rope import rope_tables, token_positions
+from talkverse.models.transformer_talkverse import TalkVerseTransformer3DModel
 
 TINY = model_config("s2v_tiny")
 D_TINY = TINY["num_attention_heads"] * TINY["attention_head_dim"]  # 32

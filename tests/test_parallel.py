@@ -1,8 +1,8 @@
-"""Ulysses sequence parallelism: SP forward == single-process forward under real gloo process groups."""
+"""Ulysses sequence parallelism: the model's own forward with the SP plan installed == the single-process forward,
+under real gloo process groups; and generate.py across processes."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -10,22 +10,18 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from talkverse.parallel.ulysses import SequenceShard, communication_bytes_per_step
+from talkverse.models.sequence import SequenceShard
+from talkverse.parallel.ulysses import communication_bytes_per_step
 
 
 def _model(heads: int = 6):
     from talkverse.configs import model_config
-    from talkverse.models import TalkVerseTransformer3DModel
+    from talkverse.models.transformer_talkverse import TalkVerseTransformer3DModel
+    from talkverse.testing.tiny import randomize
 
     torch.manual_seed(0)
     cfg = dict(model_config("s2v_tiny"), num_attention_heads=heads, attention_head_dim=16)
-    model = TalkVerseTransformer3DModel(**cfg).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            fan_in = p[0].numel() if p.ndim > 1 else p.numel()
-            p.copy_(torch.randn_like(p) / fan_in**0.5)
-        model.casual_audio_encoder.weights.uniform_(0.5, 1.5)
-    return model
+    return randomize(TalkVerseTransformer3DModel(**cfg).eval())
 
 
 def _inputs(model, motion: bool, batch: int = 1):
@@ -41,19 +37,20 @@ def _inputs(model, motion: bool, batch: int = 1):
 
 
 def _worker(rank: int, world: int, init_file: str, queue):
-    from talkverse.parallel.ulysses import sp_forward
+    from talkverse.parallel.ulysses import apply_sequence_parallel
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        model = _model()
+        model, sp = _model(), _model()
+        apply_sequence_parallel(sp, dist.group.WORLD)
         results = {}
         for motion in (False, True):
             for batch in (1, 2):
                 kw = _inputs(model, motion, batch)
                 with torch.no_grad():
                     ref = model(**kw).sample
-                out = sp_forward(model, dist.group.WORLD, **kw)
+                    out = sp(**kw).sample
                 results[(motion, batch)] = ((out - ref).norm() / ref.norm()).item()
         queue.put((rank, results))
     finally:
@@ -86,13 +83,15 @@ def test_shard_arithmetic():
 
 
 def test_world_one_is_the_plain_forward(tmp_path):
-    from talkverse.parallel.ulysses import sp_forward
+    from talkverse.parallel.ulysses import apply_sequence_parallel
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
     try:
-        model = _model(heads=6)
-        out = sp_forward(model, dist.group.WORLD, **_inputs(model, True))  # world 1: plain forward
-        torch.testing.assert_close(out, model(**_inputs(model, True)).sample, rtol=1e-5, atol=1e-6)
+        model, sp = _model(heads=6), _model(heads=6)
+        apply_sequence_parallel(sp, dist.group.WORLD)  # world 1: the same forward
+        with torch.no_grad():
+            torch.testing.assert_close(sp(**_inputs(model, True)).sample, model(**_inputs(model, True)).sample,
+                                       rtol=1e-5, atol=1e-6)
     finally:
         dist.destroy_process_group()
 
@@ -113,7 +112,7 @@ def saved_tiny(tmp_path_factory):
     import soundfile as sf
     from PIL import Image
 
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.testing.tiny import tiny_pipeline
 
     root = tmp_path_factory.mktemp("sp")
     tiny_pipeline().save_pretrained(str(root / "pipe"))
@@ -127,7 +126,7 @@ def saved_tiny(tmp_path_factory):
 def _generate(root, out, nproc=1, *extra):
     import subprocess
 
-    from conftest import REPO
+    from helpers import REPO
 
     cmd = [sys.executable, str(REPO / "generate.py")] if nproc == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",

@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
+from helpers import REPO
 from talkverse.parity import run_suites
-
-from conftest import REPO
 
 
 @pytest.mark.parametrize("suite", ["dit", "lora"])

@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from PIL import Image
 
@@ -226,16 +225,20 @@ def _image(size=128):
     return Image.fromarray((np.random.default_rng(0).random((size, size, 3)) * 255).astype(np.uint8))
 
 
-def _wav(path, seconds):
+def _wave(seconds):
     t = np.arange(int(seconds * 16000)) / 16000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
-    return path
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def _kw(size, seed):
+    return dict(height=size, width=size, frames_per_clip=8, generator=torch.Generator().manual_seed(seed),
+                progress=False)
 
 
 def test_encoders_run_once_per_video(tmp_path):
     """2 clips x 3 steps with CFG: umT5 runs once (prompt + negative prompt together), wav2vec2 once, the DiT's
     audio encoder once per clip (both CFG branches in one call), the DiT once per step (batched CFG)."""
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.testing.tiny import tiny_pipeline
 
     pipe = tiny_pipeline()
     calls = {"t5": 0, "w2v": 0, "audio_tokens": 0, "dit": 0}
@@ -249,41 +252,37 @@ def test_encoders_run_once_per_video(tmp_path):
     pipe.audio_encoder.encoder.layers[0].register_forward_hook(count("w2v"))
     pipe.transformer.casual_audio_encoder.register_forward_hook(count("audio_tokens"))
     pipe.transformer.register_forward_hook(count("dit"))
-    out = pipe(_image(), _wav(tmp_path / "a.wav", 0.3), size=(128, 128), infer_frames=8, num_inference_steps=3,
-               seed=0, output_type="np", progress=False)
-    assert out.plan.num_clips == 2
+    pipe(_image(), _wave(0.3), num_inference_steps=3, **_kw(128, 0))
+    assert pipe.num_clips == 2
     assert calls == {"t5": 1, "w2v": 1, "audio_tokens": 2, "dit": 2 * 3}
 
 
 def test_low_vram_profile_runs_the_pipeline_close_to_default(tmp_path):
     """The 24 GB profile's code path (bf16 + fp8 storage + block-level group offloading + encoder offload) on the
     CPU, one clip: the decoded frames stay close to the fp32 default's."""
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.testing.tiny import tiny_pipeline
 
-    wav = _wav(tmp_path / "a.wav", 0.12)
-    kw = dict(size=(64, 64), infer_frames=8, num_inference_steps=2, seed=3, output_type="np", progress=False)
-    ref = tiny_pipeline()(_image(64), wav, **kw).frames.astype(np.float32)
+    wave = _wave(0.12)
+    ref = tiny_pipeline()(_image(64), wave, num_inference_steps=2, **_kw(64, 3)).frames * 255
     pipe = tiny_pipeline().enable_optimizations("low_vram", device="cpu")
     assert pipe.t5_cpu and pipe.offload_encoders and pipe.perf_options.group_offload
     assert pipe.transformer.blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
-    low = pipe(_image(64), wav, **kw).frames.astype(np.float32)
+    low = pipe(_image(64), wave, num_inference_steps=2, **_kw(64, 3)).frames * 255
     assert low.shape == ref.shape
     assert np.abs(low - ref).mean() < 4.0  # uint8 levels; measured in benchmarks/RESULTS.md
 
 
 def test_cli_loader_applies_profile_and_flags(tmp_path):
-    """generate.py's loader path (profile_load_flags + load_pipeline_from_args) on a saved tiny pipeline."""
+    """generate.py's loader path (load_pipeline_from_args: --profile sets the loader flags it needs) on a saved tiny
+    pipeline."""
     from argparse import Namespace
 
-    from talkverse.perf.optimize import profile_load_flags
-    from talkverse.pipelines.from_args import load_pipeline_from_args
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.cli.args import load_pipeline_from_args
+    from talkverse.testing.tiny import tiny_pipeline
 
     tiny_pipeline().save_pretrained(str(tmp_path / "p"))
     args = Namespace(ckpt_dir=str(tmp_path / "p"), profile="low_vram", convert_model_dtype=False, t5_cpu=False,
                      offload_model=False, attention_backend=None, compile=False, fp8=False, group_offload=False)
-    profile_load_flags(args)
-    assert args.t5_cpu and args.offload_model and args.convert_model_dtype
     pipe = load_pipeline_from_args(args, torch.device("cpu"))
     tr = pipe.transformer
     assert pipe.t5_cpu and pipe.offload_encoders and pipe.perf_options.group_offload

@@ -11,9 +11,21 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import REPO
-from talkverse.pipelines.timeline import (audio_frames, auto_num_clips, clip_output_range, conditioning_column,
-                                          frames_produced, plan_clips, video_lead_frames)
+from helpers import REPO
+from talkverse.media.audio import load_audio
+from talkverse.media.image import load_image
+from talkverse.models.geometry import ClipGeometry
+from talkverse.pipelines.timeline import (
+    audio_frames,
+    auto_num_clips,
+    clip_output_range,
+    conditioning_column,
+    frames_produced,
+    plan_clips,
+    video_lead_frames,
+)
+
+G = ClipGeometry  # G(F): the 5B's clip geometry with F frames per clip
 
 
 # ------------------------------------------------------------------------------------------------ bookkeeping
@@ -24,47 +36,47 @@ def test_sync_bookkeeping_every_output_frame(frames, start_from_ref):
 
     ``conditioning_column`` is derived from the decode structure (clip 0 latent 0 -> 1 frame, latent i -> frames
     4i-3..4i; a continuation keeps whole 4-frame groups), independently of the shift rule it is checked against."""
-    shift = video_lead_frames(start_from_ref)
+    shift = video_lead_frames(G(frames), start_from_ref)
     assert shift == (0 if start_from_ref else 3)
-    n = frames_produced(5, frames, start_from_ref)
-    cols = [conditioning_column(p, frames, start_from_ref) - shift for p in range(n)]
+    n = frames_produced(5, G(frames), start_from_ref)
+    cols = [conditioning_column(p, G(frames), start_from_ref) - shift for p in range(n)]
     assert cols == list(range(n))
     # without the shift (the reference) the video leads by 3 frames everywhere
     if not start_from_ref:
-        assert all(conditioning_column(p, frames) - p == 3 for p in range(n))
+        assert all(conditioning_column(p, G(frames)) - p == 3 for p in range(n))
 
 
 def test_clip_ranges_tile_the_output():
     for f in (8, 120):
-        ranges = [clip_output_range(r, f) for r in range(6)]
+        ranges = [clip_output_range(r, G(f)) for r in range(6)]
         assert ranges[0] == (0, f - 3)
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
-        assert ranges[-1][1] == frames_produced(6, f)
+        assert ranges[-1][1] == frames_produced(6, G(f))
 
 
 def test_plan_covers_the_audio_and_ends_with_it():
     sr = 16000
     for seconds in (0.1, 1.0, 4.68, 4.8, 4.92, 60.0):
         n = int(round(seconds * sr))
-        plan = plan_clips(n, 120)
+        plan = plan_clips(n, G(120))
         a0 = audio_frames(n)
         assert plan.produced_frames >= a0 and plan.output_frames == a0
-        assert plan.num_clips == auto_num_clips(a0, 120)
-        assert frames_produced(plan.num_clips - 1, 120) < a0  # no clip driven only by padded silence
+        assert plan.num_clips == auto_num_clips(a0, G(120))
+        assert frames_produced(plan.num_clips - 1, G(120)) < a0  # no clip driven only by padded silence
         # conditioning waveform: shift + audio + padding = exactly R*F feature columns
         assert plan.conditioning_samples == max(plan.num_clips * 120 * 640, 3 * 640 + n)
-    assert plan_clips(60 * sr, 120).num_clips == 13  # A0 = 1500 -> ceil(1503 / 120)
-    capped = plan_clips(60 * sr, 120, num_clips=2)
-    assert capped.num_clips == 2 and capped.output_frames == 237
+    assert plan_clips(60 * sr, G(120)).num_clips == 13  # A0 = 1500 -> ceil(1503 / 120)
+    capped = plan_clips(60 * sr, G(120), num_clips=2)
+    assert capped.num_clips == 2 and capped.output_frames == 237 and capped.capped
     with pytest.raises(ValueError, match="multiple of 4"):
-        plan_clips(sr, 118)
+        plan_clips(sr, G(118))
 
 
 # ----------------------------------------------------------------------------------------------------- parity
 def test_pipeline_parity(parity_dir):
-    from talkverse.parity.pipeline import run
+    from talkverse.parity import get_suite
 
-    results = list(run(parity_dir))
+    results = list(get_suite("pipeline")(parity_dir))
     assert [r.name for r in results] == ["pipeline/stages", "pipeline/decode_motion", "pipeline/e2e"]
     for r in results:
         assert r.passed, (r.line(), r.error, [d for d in r.details if d[1] > d[2]])
@@ -76,7 +88,7 @@ def test_pipeline_parity(parity_dir):
 # ------------------------------------------------------------------------------------------ tiny pipeline runs
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.testing.tiny import tiny_pipeline
 
     pipe = tiny_pipeline()
     pipe.set_progress_bar_config(disable=True)
@@ -103,19 +115,26 @@ def _short_wav(path, seconds=0.12, sr=22050):
     return path
 
 
+def _run(pipe, image, wav, seed, size=(64, 64), frames=8, steps=2, **kw):
+    """The pipeline on decoded files (a portrait path or None, a wav path), as uint8 [T, H, W, 3]."""
+    out = pipe(load_image(image) if image is not None else None, load_audio(wav), height=size[0], width=size[1],
+               frames_per_clip=frames, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+               progress=False, **kw).frames
+    return (out[0] * 255).round().astype(np.uint8)
+
+
 def test_save_pretrained_roundtrip_identical_frames(tiny, media, tmp_path):
     from talkverse.pipelines.pipeline_talkverse import TalkVersePipeline
 
     pipe, folder = tiny
     wav = _short_wav(tmp_path / "a.wav")
-    kw = dict(size=(64, 64), infer_frames=8, num_inference_steps=2, seed=5, output_type="np", progress=False)
-    a = pipe(media / "astronaut.png", wav, **kw).frames
+    a = _run(pipe, media / "astronaut.png", wav, 5)
     reloaded = TalkVersePipeline.from_pretrained(str(folder))
     reloaded.set_progress_bar_config(disable=True)
-    b = reloaded(media / "astronaut.png", wav, **kw).frames
+    b = _run(reloaded, media / "astronaut.png", wav, 5)
     assert a.shape == (audio_frames(int(0.12 * 16000)), 64, 64, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
-    c = pipe(media / "astronaut.png", wav, **{**kw, "seed": 6}).frames
+    c = _run(pipe, media / "astronaut.png", wav, 6)
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.5  # the seed matters
 
 
@@ -126,29 +145,28 @@ def test_first_clip_motion_default_is_saved_with_the_pipeline(tiny, media, tmp_p
 
     pipe, _ = tiny
     wav = _short_wav(tmp_path / "a.wav")
-    kw = dict(size=(128, 128), infer_frames=8, num_inference_steps=2, seed=2, output_type="np", progress=False)
+    img = media / "astronaut.png"
     assert pipe.config.first_clip_motion == "drop"  # the reference's behaviour stays the default
-    drop = pipe(media / "astronaut.png", wav, **kw).frames
-    zeros = pipe(media / "astronaut.png", wav, first_clip_motion="zeros", **kw).frames
+    drop = _run(pipe, img, wav, 2, size=(128, 128))
+    zeros = _run(pipe, img, wav, 2, size=(128, 128), first_clip_motion="zeros")
     assert np.abs(drop.astype(int) - zeros.astype(int)).mean() > 0.5  # the setting matters
     c = pipe.components
     TalkVersePipeline(**c, first_clip_motion="zeros").save_pretrained(str(tmp_path / "z"))
     reloaded = TalkVersePipeline.from_pretrained(str(tmp_path / "z"))
     reloaded.set_progress_bar_config(disable=True)
     assert reloaded.config.first_clip_motion == "zeros"
-    np.testing.assert_array_equal(reloaded(media / "astronaut.png", wav, **kw).frames, zeros)
+    np.testing.assert_array_equal(_run(reloaded, img, wav, 2, size=(128, 128)), zeros)
     with pytest.raises(ValueError, match="first_clip_motion"):
         TalkVersePipeline(**c, first_clip_motion="none")
     with pytest.raises(ValueError, match="64x64 is too small for motion tokens"):
-        pipe(media / "astronaut.png", wav, **{**kw, "size": (64, 64)}, first_clip_motion="zeros")
+        _run(pipe, img, wav, 2, size=(64, 64), first_clip_motion="zeros")
 
 
 def test_cfg_batch_equals_sequential(tiny, media, tmp_path):
     pipe, _ = tiny
     wav = _short_wav(tmp_path / "a.wav")
-    kw = dict(size=(64, 64), infer_frames=8, num_inference_steps=2, seed=1, output_type="np", progress=False)
-    a = pipe(media / "astronaut.png", wav, cfg_batch=True, **kw).frames
-    b = pipe(media / "astronaut.png", wav, cfg_batch=False, **kw).frames
+    a = _run(pipe, media / "astronaut.png", wav, 1, cfg_batch=True)
+    b = _run(pipe, media / "astronaut.png", wav, 1, cfg_batch=False)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
@@ -182,12 +200,9 @@ def _gen(*args, timeout=120):
 
 
 def test_generate_help_documents_every_flag():
-    import importlib.util
+    from talkverse.cli.generate import build_parser
 
-    spec = importlib.util.spec_from_file_location("generate_cli", REPO / "generate.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    parser = mod.build_parser()
+    parser = build_parser()
     flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
     assert all(a.help and len(a.help) > 10 for a in flags), [a.dest for a in flags if not a.help]
     out = _gen("--help").stdout
@@ -199,7 +214,7 @@ def test_generate_help_documents_every_flag():
 
 
 def _video_without_audio(path):
-    from talkverse.video.writer import VideoWriter
+    from talkverse.media.writer import VideoWriter
 
     with VideoWriter(path) as w:
         w.write(np.zeros((3, 64, 64, 3), np.uint8))
@@ -265,12 +280,11 @@ def test_load_pipeline_original_layout(tiny, media, tmp_path):
     """--ckpt_dir in the original Wan2.2-TI2V-5B layout (sharded DiT, Wan2.2_VAE.pth, umT5 .pth, google/umt5-xxl/,
     wav2vec2 folder inside) + the TalkVerse file: every component loads with identical weights and generates."""
     from ckpt_builders import write_original_base, write_talkverse
-
     from talkverse.convert.errors import CheckpointError
     from talkverse.convert.t5_keys import TIED_KEY, transformers_to_original
     from talkverse.convert.vae_keys import diffusers_to_original
     from talkverse.pipelines.loading import load_pipeline
-    from talkverse.pipelines.tiny import TINY_VAE, tiny_tokenizer
+    from talkverse.testing.tiny import TINY_VAE, tiny_tokenizer
 
     pipe, _ = tiny
     root = write_original_base(pipe.transformer, tmp_path / "Wan2.2-TI2V-5B", shards=2)
@@ -293,8 +307,7 @@ def test_load_pipeline_original_layout(tiny, media, tmp_path):
     ta, tb = pipe.text_encoder.state_dict(), loaded.text_encoder.state_dict()
     assert all(torch.equal(ta[k].to(torch.bfloat16), tb[k]) for k in tb)
     loaded.set_progress_bar_config(disable=True)
-    frames = loaded(media / "astronaut.png", _short_wav(tmp_path / "a.wav"), size=(64, 64), infer_frames=8,
-                    num_inference_steps=1, seed=0, output_type="np", progress=False).frames
+    frames = _run(loaded, media / "astronaut.png", _short_wav(tmp_path / "a.wav"), 0, steps=1)
     assert frames.shape[1:] == (64, 64, 3)
     # an incomplete directory names what is missing
     (root / "Wan2.2_VAE.pth").unlink()
@@ -306,26 +319,29 @@ def test_load_pipeline_original_layout(tiny, media, tmp_path):
 def test_dubbing_resamples_source_and_follows_new_audio(tiny, tmp_path):
     """A 30 fps source video + new audio: the output covers the new audio (not the source's length), at 25 fps,
     reproducibly from the seed, for both reference-frame modes."""
-    from talkverse.video.writer import VideoWriter
+    from talkverse.media.video import iter_frames
+    from talkverse.media.writer import VideoWriter
 
     pipe, _ = tiny
     src = tmp_path / "src.mp4"
     with VideoWriter(src, fps=30) as w:  # a fade from black to white
         w.write(torch.linspace(-1, 1, 20).view(1, 20, 1, 1).expand(3, 20, 96, 96))
     wav = _short_wav(tmp_path / "new.wav", seconds=0.5)
-    kw = dict(size=(128, 128), infer_frames=8, num_inference_steps=4, seed=2, output_type="np", progress=False)
-    a = pipe(None, wav, dub_video=src, dub_strength=0.8, **kw).frames
+
+    def dub(source, **kw):
+        return _run(pipe, None, wav, 2, size=(128, 128), steps=4, dub_video=iter_frames(source, 25),
+                    dub_strength=0.8, **kw)
+
+    a = dub(src)
     assert a.shape[0] == audio_frames(8000)  # 13 frames of new audio; the source has 20 frames at 30 fps
-    b = pipe(None, wav, dub_video=src, dub_strength=0.8, **kw).frames
-    np.testing.assert_array_equal(a, b)
-    c = pipe(None, wav, dub_video=src, dub_strength=0.8, dub_ref="segment-random", **kw).frames
+    np.testing.assert_array_equal(a, dub(src))
+    c = dub(src, dub_ref="segment-random")
     assert np.abs(a.astype(int) - c.astype(int)).mean() > 0.05  # another reference frame (a small effect here)
     # the source content matters: a different source changes the result
     src2 = tmp_path / "src2.mp4"
     with VideoWriter(src2, fps=30) as w:
         w.write(torch.linspace(1, -1, 20).view(1, 20, 1, 1).expand(3, 20, 96, 96))
-    e = pipe(None, wav, dub_video=src2, dub_strength=0.8, **kw).frames
-    assert np.abs(a.astype(int) - e.astype(int)).mean() > 0.5
+    assert np.abs(a.astype(int) - dub(src2).astype(int)).mean() > 0.5
 
 
 def test_sync_shift_moves_the_conditioning_audio_by_three_frames(tiny):
@@ -341,9 +357,9 @@ def test_sync_shift_moves_the_conditioning_audio_by_three_frames(tiny):
     wave[burst] = (0.5 * np.sin(2 * np.pi * 300 * t[burst]) * np.hanning(5 * 640)).astype(np.float32)
 
     def peak(shift: int) -> int:
-        plan = plan_clips(n, 8, sync_shift_frames=shift)
-        feats = pipe.encode_audio_waveform(wave, plan)[0, 0]  # state 0: [C, R F]
-        silent = pipe.encode_audio_waveform(np.zeros_like(wave), plan)[0, 0]
+        plan = pipe.plan_video(n, frames_per_clip=8, sync_shift_frames=shift)
+        feats = pipe.encode_audio(wave, plan)[0, 0]  # state 0: [C, R F]
+        silent = pipe.encode_audio(np.zeros_like(wave), plan)[0, 0]
         return int((feats - silent).norm(dim=0).argmax())
 
     p0, p3 = peak(0), peak(3)

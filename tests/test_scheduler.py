@@ -9,8 +9,16 @@ import pytest
 import torch
 
 from talkverse.parity import run_suites
-from talkverse.pipelines.scheduling import (SIGMA_MAX, DubSchedule, dub_init, dub_schedule, make_scheduler,
-                                            reference_table, run_sampler, set_schedule)
+from talkverse.pipelines.scheduling import (
+    SIGMA_MAX,
+    DubSchedule,
+    dub_init,
+    dub_schedule,
+    make_scheduler,
+    reference_table,
+    run_sampler,
+    set_schedule,
+)
 
 
 def _toy(seed: int = 0, shape=(4, 2, 3, 3)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 from pathlib import Path
 
@@ -11,9 +10,21 @@ import av
 import numpy as np
 import pytest
 
-from talkverse.data.synthetic import (FaceIdentity, babble_audio, babble_gate, clip_seeds, draw_identity,
-                                      espeak_audio, load_ground_truth, main, mouth_readout, openness_per_frame,
-                                      reference_image, render_clip, write_synthetic_dataset)
+from talkverse.testing.synthetic import (
+    FaceIdentity,
+    babble_audio,
+    babble_gate,
+    clip_seeds,
+    draw_identity,
+    espeak_audio,
+    load_ground_truth,
+    main,
+    mouth_readout,
+    openness_per_frame,
+    reference_image,
+    render_clip,
+    write_synthetic_dataset,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -182,7 +193,7 @@ def test_mp4_streams_and_decoded_readout(dataset):
         assert np.corrcoef(mouth_readout(frames, gt["mouth_box"]), o)[0, 1] >= 0.9
 
 
-@pytest.mark.filterwarnings("ignore:'talkverse.data.synthetic' found in sys.modules:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:'talkverse.testing.synthetic' found in sys.modules:RuntimeWarning")
 def test_cli_help_and_module_entry(tmp_path, capsys, monkeypatch):
     import runpy
 
@@ -197,10 +208,10 @@ def test_cli_help_and_module_entry(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "d" / "reference_clip_00000.png").is_file()
     # the script and the module entry both run main()
     script = (REPO / "scripts" / "make_synthetic_dataset.py").read_text()
-    assert "from talkverse.data.synthetic import main" in script
+    assert "from talkverse.testing.synthetic import main" in script
     monkeypatch.setattr(sys, "argv", ["synthetic", "--help"])
     with pytest.raises(SystemExit) as e:
-        runpy.run_module("talkverse.data.synthetic", run_name="__main__")
+        runpy.run_module("talkverse.testing.synthetic", run_name="__main__")
     assert e.value.code == 0
 
 

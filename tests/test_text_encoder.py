@@ -9,8 +9,14 @@ from transformers import UMT5EncoderModel
 
 from talkverse.convert.errors import CheckpointError
 from talkverse.convert.t5_keys import TIED_KEY, original_to_transformers, transformers_to_original
-from talkverse.models.text_encoder import (TextEncoder, clean_prompt, load_original_t5, load_tokenizer, pad_context,
-                                           t5_config)
+from talkverse.loaders.text_encoder import (
+    load_original_t5,
+    load_original_text_encoder,
+    load_text_encoder,
+    load_tokenizer,
+    t5_config,
+)
+from talkverse.models.text_encoder import TextEncoder, clean_prompt, pad_context
 
 TINY = dict(vocab_size=64, d_model=16, d_kv=4, d_ff=24, num_layers=2, num_heads=4, relative_attention_num_buckets=32,
             relative_attention_max_distance=128, feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6,
@@ -94,7 +100,7 @@ def test_load_original_roundtrip(tiny_model, tmp_path, ext):
 
 def test_bf16_default(tiny_model, tmp_path):
     save_file(original_state(tiny_model), str(tmp_path / "t5.safetensors"))
-    te = TextEncoder.from_original(tmp_path / "t5.safetensors", config=TINY, text_len=8)
+    te = load_original_text_encoder(tmp_path / "t5.safetensors", config=TINY, text_len=8)
     assert te.model.shared.weight.dtype == torch.bfloat16
 
 
@@ -197,7 +203,7 @@ def test_from_diffusers(tiny_model, tokenizer_dir, tmp_path):
 
     tiny_model.save_pretrained(str(tmp_path / "pipe" / "text_encoder"))
     AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(tmp_path / "pipe" / "tokenizer"))
-    te = TextEncoder.load(tmp_path / "pipe", text_len=8, torch_dtype=torch.float32)
+    te = load_text_encoder(tmp_path / "pipe", text_len=8, torch_dtype=torch.float32)
     assert te.tokenizer is not None
     ctx = te.encode(["a cat"])
     ref = TextEncoder(tiny_model, load_tokenizer(tokenizer_dir), text_len=8).encode(["a cat"])

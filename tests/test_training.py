@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO
+from helpers import REPO, load_script
 from talkverse.manifest import build_meta_model
 from talkverse.training.objective import noisy_latents, roi_mse, sample_timestep
 from talkverse.training.optim import make_lr_scheduler, make_optimizer, param_groups
@@ -93,7 +92,7 @@ def test_roi_loss_batch_equals_mean_of_singles():
 # ------------------------------------------------------------------------------------------------ optimiser
 def test_param_groups_and_warmup():
     from talkverse.configs import model_config
-    from talkverse.models import TalkVerseTransformer3DModel
+    from talkverse.models.transformer_talkverse import TalkVerseTransformer3DModel
 
     model = TalkVerseTransformer3DModel(**model_config("s2v_tiny"))
     apply_strategy(model, "lora", 4, 4)
@@ -115,45 +114,51 @@ def test_param_groups_and_warmup():
 
 
 def test_str2bool_flags():
-    import importlib.util
+    from talkverse.cli.train import build_parser
 
-    spec = importlib.util.spec_from_file_location("train_cli", REPO / "train_s2v_5b.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    args = mod.build_parser().parse_args(["--ckpt_dir", "x", "--enable_roi_loss", "false", "--enable_framepack",
-                                          "False", "--gradient_checkpointing", "0"])
+    args = build_parser().parse_args(["--ckpt_dir", "x", "--enable_roi_loss", "false", "--enable_framepack",
+                                      "False", "--gradient_checkpointing", "0"])
     assert args.enable_roi_loss is False and args.enable_framepack is False and args.gradient_checkpointing is False
-    args = mod.build_parser().parse_args(["--ckpt_dir", "x"])
+    args = build_parser().parse_args(["--ckpt_dir", "x"])
     assert args.enable_roi_loss is True
     with pytest.raises(SystemExit):
-        mod.build_parser().parse_args(["--ckpt_dir", "x", "--enable_roi_loss", "maybe"])
-    help_text = mod.build_parser().format_help()
+        build_parser().parse_args(["--ckpt_dir", "x", "--enable_roi_loss", "maybe"])
+    help_text = build_parser().format_help()
     for flag in ("--ckpt_dir", "--output_path", "--batch_size", "--gradient_accumulation_steps", "--learning_rate",
-                 "--unfreeze_strategy", "--enable_roi_loss", "--enable_framepack", "--distributed_policy"):
+                 "--unfreeze_strategy", "--enable_roi_loss", "--enable_framepack", "--distributed_policy",
+                 "--metadata_csv", "--csv"):
         assert flag in help_text
 
 
+def test_train_flags_are_the_config_defaults():
+    """One set of defaults: every flag's default is TrainConfig's, and parsing no flags gives TrainConfig()."""
+    from dataclasses import fields
+
+    from talkverse.cli.train import build_parser
+    from talkverse.training.config import TrainConfig
+
+    args = vars(build_parser().parse_args(["--ckpt_dir", "x"]))
+    assert TrainConfig(**args) == TrainConfig(ckpt_dir="x")
+    assert set(args) == {f.name for f in fields(TrainConfig)}
+    assert TrainConfig().max_steps == 10000 and TrainConfig().mixed_precision == "auto"
+    assert TrainConfig().resolved("cpu").mixed_precision == "no" and TrainConfig().resolved("cuda").mixed_precision \
+        == "bf16"
+    parsed = TrainConfig(**vars(build_parser().parse_args(["--ckpt_dir", "x", "--unfreeze_strategy", "framepack",
+                                                           "--metadata_csv", "a.csv", "b.csv"])))
+    assert parsed.resolved("cpu").strategy == "new_modules" and parsed.csv == ["a.csv", "b.csv"]
+
+
 # ------------------------------------------------------------------------------------------ real training runs
-def _load_script(name: str, path: Path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def run_env(tmp_path_factory):
     """A toy dataset in the real format (2 clips of 100 frames at 128x128 + 2 broken rows), the tiny VAE/wav2vec2
     saved as folders, TI2V-layout bases for the tiny and small configs, and a latent cache from scripts/precache.py
     (8 main + 73 motion frames per window)."""
     from ckpt_builders import random_model, write_original_base
-
     from talkverse.configs import model_config
-    from talkverse.data.toy import write_toy_dataset
-    from talkverse.models import TalkVerseTransformer3DModel
-    from talkverse.pipelines.tiny import tiny_pipeline
+    from talkverse.models.transformer_talkverse import TalkVerseTransformer3DModel
+    from talkverse.testing.tiny import tiny_pipeline
+    from toy_data import write_toy_dataset
 
     root = tmp_path_factory.mktemp("train")
     csv = write_toy_dataset(root / "data", num_clips=2, size=(128, 128), frames=100, seed=0, text_dim=40, corrupt=2)
@@ -164,7 +169,7 @@ def run_env(tmp_path_factory):
     write_original_base(random_model(0), root / "base_tiny", shards=2)
     torch.manual_seed(0)
     write_original_base(TalkVerseTransformer3DModel(**model_config("s2v_small")), root / "base_small", shards=2)
-    precache = _load_script("precache", REPO / "scripts" / "precache.py")
+    precache = load_script("precache")
     precache.main(["--csv", str(csv), "--data_root", str(root / "data"), "--text_cache",
                    str(root / "data" / "text_embeddings"), "--vae", str(root / "vae"), "--wav2vec_dir",
                    str(root / "w2v"), "--out", str(root / "latents"), "--bucket", "128x128", "--num_frames", "8",
@@ -204,19 +209,21 @@ def _rel(a: dict, b: dict) -> float:
 def test_overfit_one_clip(run_env):
     """The small config (dim 256) overfits one clip: the validation loss at fixed timesteps/noise falls > 5x in 300
     optimizer steps (measured 1.62 -> 0.23, 7.1x, when written)."""
-    from talkverse import TalkVerseTransformer3DModel
+    from talkverse.cli.train import build_parser
+    from talkverse.loaders.transformer import load_transformer
+    from talkverse.training.config import TrainConfig
+    from talkverse.training.data import build_batch_source
     from talkverse.training.setup import apply_strategy
-    from talkverse.training.trainer import Trainer, TrainConfig
+    from talkverse.training.trainer import Trainer
 
-    cli = _load_script("train_cli", REPO / "train_s2v_5b.py")
     root = run_env["root"]
-    args = cli.build_parser().parse_args(_train_args(run_env, root / "overfit", config="small", cache="latents_one"))
-    model = TalkVerseTransformer3DModel.from_wan(str(root / "base_small"), None, config="s2v_small")
+    args = build_parser().parse_args(_train_args(run_env, root / "overfit", config="small", cache="latents_one"))
+    model = load_transformer(root / "base_small", None, config="s2v_small")
     apply_strategy(model, "full")
     cfg = TrainConfig(output_path=str(root / "overfit"), strategy="full", learning_rate=1e-3, warmup_steps=0,
                       gradient_accumulation_steps=1, max_steps=300, log_interval=50, save_steps=0,
                       gradient_checkpointing=False)
-    source, null = cli.build_data(args, model.config.text_len, torch.device("cpu"), 0, 1)
+    source, null = build_batch_source(TrainConfig(**vars(args)), model.config, torch.device("cpu"), 0, 1)
     trainer = Trainer(model, cfg, source, null, torch.device("cpu"))
     batch = source.collate([source.dataset[0]])
     before = trainer.eval_loss(batch)
@@ -286,10 +293,9 @@ def test_export_loads_in_the_inference_pipeline(run_env):
     """step-N.safetensors is a TalkVerse file: the inference loader reads it against the TI2V base, the S2V/time/head
     tensors arrive unchanged, and the pipeline's frames differ from the untrained model's."""
     import numpy as np
-    import soundfile as sf
 
-    from talkverse import TalkVerseTransformer3DModel
-    from talkverse.pipelines import TalkVersePipeline
+    from talkverse.loaders.transformer import load_transformer
+    from talkverse.pipelines.pipeline_talkverse import TalkVersePipeline
 
     root = run_env["root"]
     out = root / "export_run"
@@ -299,8 +305,8 @@ def test_export_loads_in_the_inference_pipeline(run_env):
     sd = load_file(export)
     assert any(k.endswith("lora_A.weight") for k in sd) and "head.head.weight" in sd
     assert not any(k.startswith("model.") for k in sd)
-    trained = TalkVerseTransformer3DModel.from_wan(str(root / "base_tiny"), str(export), config="s2v_tiny")
-    untrained = TalkVerseTransformer3DModel.from_wan(str(root / "base_tiny"), None, config="s2v_tiny")
+    trained = load_transformer(root / "base_tiny", export, config="s2v_tiny")
+    untrained = load_transformer(root / "base_tiny", None, config="s2v_tiny")
     from talkverse.convert.wan_keys import original_to_diffusers
 
     ours = trained.state_dict()
@@ -308,9 +314,7 @@ def test_export_loads_in_the_inference_pipeline(run_env):
         if ".lora_" not in k:
             torch.testing.assert_close(ours[original_to_diffusers(k)], v.float(), rtol=0, atol=0)
     pipe = run_env["pipe"]
-    wav = root / "a.wav"
-    t = np.arange(2000) / 16000
-    sf.write(wav, (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
+    wave = (0.3 * np.sin(2 * np.pi * 200 * np.arange(2000) / 16000)).astype(np.float32)
     frames = {}
     for name, model in (("trained", trained), ("untrained", untrained)):
         p = TalkVersePipeline(transformer=model, vae=pipe.vae, scheduler=pipe.scheduler,
@@ -318,9 +322,9 @@ def test_export_loads_in_the_inference_pipeline(run_env):
                               audio_encoder=pipe.audio_encoder, feature_extractor=pipe.feature_extractor)
         p.set_progress_bar_config(disable=True)
         img = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
-        frames[name] = p(img, wav, size=(128, 128), infer_frames=8, num_inference_steps=2, seed=0,
-                         output_type="np", progress=False).frames
-    assert np.abs(frames["trained"].astype(int) - frames["untrained"].astype(int)).mean() > 0.5
+        frames[name] = p(img, wave, height=128, width=128, frames_per_clip=8, num_inference_steps=2,
+                         generator=torch.Generator().manual_seed(0), progress=False).frames
+    assert np.abs(frames["trained"] - frames["untrained"]).mean() * 255 > 0.5
 
 
 @pytest.mark.slow

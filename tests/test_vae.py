@@ -16,7 +16,8 @@ from safetensors.torch import save_file
 
 from talkverse.convert.errors import CheckpointError
 from talkverse.convert.vae_keys import diffusers_to_original, original_to_diffusers
-from talkverse.models.vae import StreamingDecoder, TalkVerseVAE, vae_config
+from talkverse.loaders.vae import load_original_vae, load_vae, vae_config
+from talkverse.models.vae import StreamingDecoder, TalkVerseVAE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ def tiny_config() -> dict:
 @pytest.fixture(scope="module")
 def tiny_vae() -> TalkVerseVAE:
     torch.manual_seed(0)
-    vae = TalkVerseVAE.from_config(tiny_config())
+    vae = TalkVerseVAE(AutoencoderKLWan(**vae_config(tiny_config())).eval())
     with torch.no_grad():  # every tensor random and non-zero (diffusers zero-inits nothing we rely on)
         for name, p in vae.vae.named_parameters():
             if name.endswith("gamma"):
@@ -102,7 +103,7 @@ def test_from_original_roundtrip(tiny_vae, tmp_path, ext):
     sd = original_state(tiny_vae)
     path = tmp_path / f"vae.{ext}"
     torch.save(sd, path) if ext == "pth" else save_file(sd, str(path))
-    loaded = TalkVerseVAE.from_original(path, config=tiny_config())
+    loaded = load_original_vae(path, config=tiny_config())
     a, b = tiny_vae.vae.state_dict(), loaded.vae.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not any(p.is_meta for p in loaded.vae.parameters())
@@ -111,7 +112,7 @@ def test_from_original_roundtrip(tiny_vae, tmp_path, ext):
 def test_from_diffusers_folder(tiny_vae, tmp_path):
     tiny_vae.vae.save_pretrained(tmp_path / "pipe" / "vae")
     for p in (tmp_path / "pipe", tmp_path / "pipe" / "vae"):
-        loaded = TalkVerseVAE.load(p)
+        loaded = load_vae(p)
         assert torch.equal(loaded.latents_inv_std, tiny_vae.latents_inv_std)
         assert all(torch.equal(v, loaded.vae.state_dict()[k]) for k, v in tiny_vae.vae.state_dict().items())
 
@@ -123,7 +124,7 @@ def test_missing_and_mismatched_keys_listed(tiny_vae, tmp_path):
     sd["extra.weight"] = torch.zeros(1)
     save_file(sd, str(tmp_path / "bad.safetensors"))
     with pytest.raises(CheckpointError) as e:
-        TalkVerseVAE.from_original(tmp_path / "bad.safetensors", config=tiny_config())
+        load_original_vae(tmp_path / "bad.safetensors", config=tiny_config())
     msg = str(e.value)
     assert "decoder.conv_out.bias" in msg and "extra.weight" in msg and "post_quant_conv.weight" in msg
     assert "missing keys (1)" in msg and "unexpected keys (1)" in msg and "shape mismatches (1)" in msg
@@ -137,7 +138,7 @@ def test_truncated_file(tiny_vae, tmp_path, ext):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError):
-        TalkVerseVAE.from_original(path, config=tiny_config())
+        load_original_vae(path, config=tiny_config())
 
 
 def test_dit_checkpoint_given_as_vae(tmp_path):
@@ -145,7 +146,7 @@ def test_dit_checkpoint_given_as_vae(tmp_path):
            "head.modulation": torch.zeros(1, 2, 8)}
     save_file(dit, str(tmp_path / "diffusion_pytorch_model.safetensors"))
     with pytest.raises(CheckpointError, match="not a VAE checkpoint"):
-        TalkVerseVAE.from_original(tmp_path / "diffusion_pytorch_model.safetensors", config=tiny_config())
+        load_original_vae(tmp_path / "diffusion_pytorch_model.safetensors", config=tiny_config())
 
 
 # ----------------------------------------------------------------------------------------------- normalisation
@@ -220,7 +221,9 @@ _PROBE = r"""
 import resource, sys
 import torch
 torch.set_num_threads(1)
-from talkverse.models.vae import TalkVerseVAE, vae_config
+from diffusers import AutoencoderKLWan
+from talkverse.loaders.vae import vae_config
+from talkverse.models.vae import TalkVerseVAE
 
 def peak_kib():
     try:
@@ -232,7 +235,7 @@ def peak_kib():
 lat, hw, keep_frames = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 c = vae_config(); c.update(base_dim=4, decoder_base_dim=4)  # small activations next to the frames
 torch.manual_seed(0)
-dec = TalkVerseVAE.from_config(c).streaming_decoder()
+dec = TalkVerseVAE(AutoencoderKLWan(**c).eval()).streaming_decoder()
 g = torch.Generator().manual_seed(1)
 try:  # forget the import-time peak (Linux); else ru_maxrss from here on
     with open("/proc/self/clear_refs", "w") as f:

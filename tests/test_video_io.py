@@ -1,4 +1,5 @@
-"""Tests for talkverse.video: buckets, image loading/fitting, mp4 writing (atomic, with audio) and reading."""
+"""Tests for talkverse.media: size tables and the size parser, image loading/fitting, mp4 writing (atomic, with audio)
+and the one video reader (streaming with fps resampling, random access)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,11 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from talkverse.video import (
-    BUCKETS,
-    ImageError,
-    VideoError,
-    VideoWriter,
-    choose_bucket,
-    first_frame,
-    fit_image,
-    frames_to_uint8,
-    iter_frames,
-    load_image,
-    parse_size,
-    probe_video,
-    to_rgb,
-)
-
+from talkverse.media.fitting import fit_image
+from talkverse.media.image import ImageError, load_image, to_rgb
+from talkverse.media.sizes import BUCKETS, choose_bucket, parse_width_height, resolve_size, table_size
+from talkverse.media.video import VideoError, VideoReader, iter_frames, probe_video
+from talkverse.media.writer import VideoWriter, frames_to_uint8
 
 # --------------------------------------------------------------------------- buckets
 
@@ -67,14 +57,27 @@ def test_bucket_tables():
     assert tok[(320, 1216)] == 380 and tok[(704, 576)] == 396 and tok[(1088, 384)] == 408
 
 
-def test_parse_size():
-    assert parse_size("1280*704") == (704, 1280)
-    assert parse_size("1280x704") == (704, 1280)
-    assert parse_size("448*832") == (832, 448)
+def test_table_size():
+    assert table_size("1280*704") == (704, 1280)
+    assert table_size("1280x704") == (704, 1280)
+    assert table_size("448*832") == (832, 448)
     with pytest.raises(ValueError, match=r"1000\*1000 is not in the fasttalk-720/fasttalk-480 tables; valid: 1280\*704"):
-        parse_size("1000*1000")
+        table_size("1000*1000")
     with pytest.raises(ValueError, match="W\\*H"):
-        parse_size("big")
+        table_size("big")
+
+
+def test_every_size_string_is_width_first():
+    """One parser: "W*H" and "WxH" are width first for --size and for a fixed bucket alike; sizes in code are (H, W)."""
+    assert parse_width_height("256x128") == parse_width_height("256*128") == (128, 256)
+    assert resolve_size(1000, 10, "256x128") == (128, 256)  # a fixed bucket ignores the source's shape
+    assert resolve_size(1000, 10, "fasttalk-720") == (1920, 512)
+    assert resolve_size(1, 1, (64, 96)) == (64, 96)
+    for bad in ("128", "0x128", "wide"):
+        with pytest.raises(ValueError, match="width first"):
+            parse_width_height(bad)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        resolve_size(1, 1, "100x100")
 
 
 # --------------------------------------------------------------------------- images
@@ -332,8 +335,19 @@ def test_iter_frames_resampling(tmp_path):
     assert _indices(v50, fps=50.0) == list(range(30))
     info = probe_video(v12)
     assert info.fps == 12.5 and info.num_frames == 10 and not info.has_audio
-    img = first_frame(v50)
-    assert img.size == (32, 32) and abs(np.asarray(img).mean() - 4) < 2
+    first = next(iter_frames(v50))
+    assert first.shape == (32, 32, 3) and abs(first.mean() - 4) < 2
+
+
+def test_random_access_reads_native_frames_by_index(tmp_path):
+    """``read`` seeks once per run of nearby indices and returns frames in the order asked, repeats included."""
+    v = _index_video(tmp_path / "v.mp4", 25, 30)
+    with VideoReader(v) as r:
+        got = r.read([3, 27, 3, 0, 29, 14])
+        assert [int(round((f.astype(float).mean() - 4) / 8)) for f in got] == [3, 27, 3, 0, 29, 14]
+        assert [int(round((f.astype(float).mean() - 4) / 8)) for f in r.iter_frames(None)] == list(range(30))
+        with pytest.raises(VideoError, match="frame index 30 outside"):
+            r.read([30])
 
 
 def test_probe_video_errors(tmp_path, sine_wav):

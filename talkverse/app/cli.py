@@ -1,6 +1,6 @@
 """``python -m talkverse.app``: the flags, and the launch (model loaded lazily, requests queued one at a time).
 
-Without --ckpt_dir the page runs the shipped tiny demo model (demo/talkverse-tiny-demo) with its settings, as
+Without --ckpt_dir the page runs the shipped tiny demo model (talkverse/demo/talkverse-tiny-demo) with its settings, as
 ``python generate.py`` does; --ckpt_dir/--lora_ckpt take what generate.py takes (the original or Diffusers Wan2.2-TI2V-5B
 layout plus the TalkVerse file, or a saved TalkVersePipeline folder).
 """
@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli_args import add_device_arguments, add_model_arguments, add_performance_arguments
+from ..cli.args import add_device_arguments, add_model_arguments, add_performance_arguments
 
 DESCRIPTION = """Serve the TalkVerse web UI: upload a portrait and speech (or record it), get a lip-synced mp4.
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m talkverse.app", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     m = p.add_argument_group("model (as generate.py)")
-    add_model_arguments(m, ckpt_dir_default=" (default: the demo model, demo/talkverse-tiny-demo)",
+    add_model_arguments(m, ckpt_dir_default=" (default: the demo model, talkverse/demo/talkverse-tiny-demo)",
                         task_help="s2v-tiny-demo: the demo model's settings (128x128, 24 frames per clip, 20 steps, "
                                   "guide 4, seed 0), and its folder unless --ckpt_dir is given; s2v-5B: the real "
                                   "model's settings. Default: s2v-tiny-demo without --ckpt_dir, else s2v-5B")
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--neg_prompt", "--negative_prompt", dest="neg_prompt", default=None,
                    help="initial negative prompt (default: the s2v-5B config's Chinese negative prompt)")
     d.add_argument("--size_bucket", default="fasttalk-720",
-                   help="fasttalk-720 | fasttalk-480 (nearest aspect ratio) or a fixed HxW such as 128x128")
+                   help="fasttalk-720 | fasttalk-480 (nearest aspect ratio) or a fixed WxH (width first) such as "
+                        "128x128")
     d.add_argument("--infer_frames", type=int, default=120, help="frames per clip (multiple of 4, 4..160)")
     d.add_argument("--sample_steps", type=int, default=50, help="denoising steps per clip")
     d.add_argument("--sample_guide_scale", type=float, default=6.5, help="CFG scale (<= 1 disables CFG)")
@@ -91,12 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and resolve the task: the demo's settings fill every option left at its default (as generate.py)."""
-    from ..pipelines.demo import apply_demo_task
+    from ..cli.demo_task import apply_demo_task
 
     parser = build_parser()
     args = parser.parse_args(argv)
     args.ckpt_dir_given = args.ckpt_dir is not None
-    apply_demo_task(args, parser, bare=not args.ckpt_dir_given)
+    try:
+        apply_demo_task(args, parser, bare=not args.ckpt_dir_given)
+    except FileNotFoundError as e:
+        parser.error(str(e))
     if not Path(args.ckpt_dir).exists():
         parser.error(f"--ckpt_dir {args.ckpt_dir}: not found")
     if args.enhancer is not None and not Path(args.enhancer).is_dir():
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "urllib3", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from ..pipelines.from_args import default_device, load_pipeline_from_args
+    from ..cli.args import load_pipeline_from_args
+    from ..parallel.distributed import default_device
     from .enhancer import PromptEnhancer
     from .model import ModelCache
     from .settings import settings_from_args

@@ -1,16 +1,15 @@
-"""One web request: checked inputs + settings -> an mp4 (H.264 25 fps with the speech as AAC) in the output folder."""
+"""One web request: checked inputs + settings -> an mp4 (H.264 25 fps with the speech as AAC) in the output folder,
+written by ``talkverse.runner`` as generate.py writes it."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..pipelines.pipeline_talkverse import DEFAULT_PROMPT
+from ..media.audio import DecodedAudio
+from ..pipelines.prompts import DEFAULT_PROMPT
 from ..pipelines.timeline import audio_frames
 from .progress import ClipProgress, Report
-from .validation import CheckedAudio
 
 
 @dataclass
@@ -31,24 +30,28 @@ class GenerationResult:
                 f"{self.size[1]}x{self.size[0]}, {self.num_clips} clip{'s' * (self.num_clips != 1)}, seed {self.seed}.")
 
 
-def output_name(output_dir: Path, seed: int | None) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(output_dir) / f"talkverse_{stamp}_{uuid.uuid4().hex[:8]}_{'random' if seed is None else seed}.mp4"
-
-
-def generate_video(pipe, image, audio_path: str | Path, audio: CheckedAudio, prompt: str, negative_prompt: str | None,
-                   options: dict, output_dir: Path, report: Report | None = None) -> GenerationResult:
+def generate_video(pipe, image, audio: DecodedAudio, prompt: str, negative_prompt: str | None, options: dict,
+                   output_dir: Path, report: Report | None = None) -> GenerationResult:
     """Run ``pipe`` over the whole audio (or ``options['num_clips']`` clips) and write the mp4.
 
-    ``image`` is the checked portrait (PIL); ``options`` come from ``validation.check_settings``; ``report`` receives
-    ((done, total), description) per denoising step and while frames are written."""
-    out = output_name(output_dir, options.get("seed"))
-    progress = ClipProgress(report, options["num_inference_steps"], audio_frames(len(audio.waveform)))
-    t0 = time.perf_counter()
-    result = pipe(image, str(audio_path), (prompt or "").strip() or DEFAULT_PROMPT, negative_prompt,
-                  output_path=out, progress=False, frame_callback=progress.on_frames, step_callback=progress.on_step,
-                  **options)
-    plan = result.plan
-    return GenerationResult(video_path=Path(result.video_path), seed=result.seed, num_clips=plan.num_clips,
-                            frames=plan.output_frames, size=result.size, seconds=plan.output_frames / 25.0,
-                            elapsed=time.perf_counter() - t0)
+    ``image`` is the checked portrait (PIL) and ``audio`` the checked, decoded speech; ``options`` come from
+    ``validation.check_settings``; ``report`` receives ((done, total), description) per denoising step and while
+    frames are written."""
+    from ..runner import DecodedInputs, GenerationOptions, generate_to_file, resolve_seed, timestamped_output_path
+
+    opts = GenerationOptions(prompt=(prompt or "").strip() or DEFAULT_PROMPT, negative_prompt=negative_prompt,
+                             size_bucket=options["size_bucket"], frames_per_clip=options["infer_frames"],
+                             num_inference_steps=options["num_inference_steps"],
+                             guidance_scale=options["guidance_scale"], num_clips=options["num_clips"],
+                             seed=resolve_seed(options["seed"]), progress=False)
+    progress = ClipProgress(report, opts.num_inference_steps, audio_frames(len(audio.waveform())))
+
+    def on_step(p, step, timestep, tensors):
+        progress.on_step(p.current_clip, p.num_clips, step)
+        return {}
+
+    out = timestamped_output_path(output_dir, options["seed"])
+    result = generate_to_file(pipe, DecodedInputs(image, audio), opts, out, on_frames=progress.on_frames,
+                              callback_on_step_end=on_step)
+    return GenerationResult(video_path=result.video_path, seed=result.seed, num_clips=result.num_clips,
+                            frames=result.frames, size=result.size, seconds=result.seconds, elapsed=result.elapsed)

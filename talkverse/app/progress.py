@@ -1,7 +1,7 @@
 """Clip and step progress of a running TalkVersePipeline call, for the page's progress bar.
 
-The pipeline reports denoising steps through ``step_callback(clip, num_clips, step)`` (``on_step``) and the written
-frames through ``frame_callback`` (``on_frames``); both call ``report((done, total), description)``.
+The pipeline's ``callback_on_step_end`` reports denoising steps (``on_step(clip, num_clips, step)``) and the runner
+the written frames (``on_frames``); both call ``report((done, total), description)``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..pipelines.pipeline_talkverse import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
+from ..pipelines.prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 
 SIZE_BUCKETS = ("fasttalk-720", "fasttalk-480", "128x128", "256x256", "512x512")
 

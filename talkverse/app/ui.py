@@ -41,7 +41,7 @@ def make_generate_fn(settings: AppSettings, models: ModelCache):
                 progress(0, desc="Loading the model (first request only)")
             with models.use() as pipe:
                 progress(0, desc="Encoding the image, prompt and audio")
-                result = generate_video(pipe, portrait, audio, speech, prompt, negative_prompt, options,
+                result = generate_video(pipe, portrait, speech, prompt, negative_prompt, options,
                                         settings.output_dir, report=lambda done, desc: progress(done, desc=desc))
         except Exception as e:  # noqa: BLE001 - the page shows one line; the console gets the traceback
             log.exception("generation failed")
@@ -85,7 +85,7 @@ def build_ui(settings: AppSettings, models: ModelCache, enhancer: PromptEnhancer
                     size_bucket = gr.Dropdown(settings.size_buckets, value=settings.size_bucket, label="Size bucket",
                                               allow_custom_value=True,
                                               info="fasttalk-720 / fasttalk-480 pick the size from the image's "
-                                                   "aspect ratio; HxW (multiples of 32) fixes it")
+                                                   "aspect ratio; WxH (width first, multiples of 32) fixes it")
                     frames = gr.Number(settings.infer_frames, label="Frames per clip", precision=0, minimum=4,
                                        maximum=160, step=4, info="a multiple of 4")
                     steps = gr.Slider(1, 100, value=settings.steps, step=1, label="Steps per clip")

@@ -32,22 +32,22 @@ _INV_BLOCK = re.compile(r"^encoder\.block\.(\d+)\.(.+)$")
 _INV_IN_BLOCK = {v: k for k, v in _IN_BLOCK.items()}
 
 
+def _rename(key: str, whole: dict, block: re.Pattern, in_block: dict, block_prefix: str) -> str:
+    """One key through a whole-key table, else a per-block table (the block index kept); unknown keys unchanged."""
+    if key in whole:
+        return whole[key]
+    m = block.match(key)
+    if m and m.group(2) in in_block:
+        return f"{block_prefix}.{m.group(1)}.{in_block[m.group(2)]}"
+    return key
+
+
 def original_to_transformers(key: str) -> str:
     """transformers name of one original key (unknown keys, and keys already in transformers form, unchanged)."""
-    if key in _WHOLE:
-        return _WHOLE[key]
-    m = _BLOCK.match(key)
-    if m and m.group(2) in _IN_BLOCK:
-        return f"encoder.block.{m.group(1)}.{_IN_BLOCK[m.group(2)]}"
-    return key
+    return _rename(key, _WHOLE, _BLOCK, _IN_BLOCK, "encoder.block")
 
 
 def transformers_to_original(key: str) -> str:
     if key == TIED_KEY:
         return "token_embedding.weight"
-    if key in _INV_WHOLE:
-        return _INV_WHOLE[key]
-    m = _INV_BLOCK.match(key)
-    if m and m.group(2) in _INV_IN_BLOCK:
-        return f"blocks.{m.group(1)}.{_INV_IN_BLOCK[m.group(2)]}"
-    return key
+    return _rename(key, _INV_WHOLE, _INV_BLOCK, _INV_IN_BLOCK, "blocks")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import CheckpointError, format_keys
-from .wan_keys import is_new_module_key, original_to_diffusers
+from .wan_keys import original_to_diffusers
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,9 @@ LORA_TARGETS_ORIGINAL = ("self_attn.q", "self_attn.k", "self_attn.o", "cross_att
 # peft target regex on our (diffusers) module names: q/k/o of both attentions and both FFN linears, never v.
 LORA_TARGET_REGEX = r"blocks\.\d+\.(attn1|attn2)\.(to_q|to_k|to_out\.0)|blocks\.\d+\.ffn\.net\.(0\.proj|2)"
 TIME_HEAD_ORIGINAL = ("time_embedding.", "time_projection.", "head.")
+# The same tensors in our (diffusers) naming.
+TIME_HEAD_KEYS_OURS = ("condition_embedder.time_embedder.", "condition_embedder.time_proj.", "scale_shift_table",
+                       "proj_out.")
 _LORA_RE = re.compile(r"^(?P<module>blocks\.\d+\.(?:self_attn|cross_attn|ffn)\.[a-z0-9]+)\.lora_(?P<ab>[AB])\.weight$")
 DEFAULT_LORA_ALPHA = 128.0
 

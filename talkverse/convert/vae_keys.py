@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import re
 
-# Module renames, in order. Every pattern is anchored at the start of the key.
-_RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"^conv1\."), "quant_conv."),
-    (re.compile(r"^conv2\."), "post_quant_conv."),
-    (re.compile(r"^(encoder|decoder)\.conv1\."), r"\1.conv_in."),
-    (re.compile(r"^(encoder|decoder)\.head\.0\."), r"\1.norm_out."),
-    (re.compile(r"^(encoder|decoder)\.head\.2\."), r"\1.conv_out."),
-    (re.compile(r"^(encoder|decoder)\.middle\.0\."), r"\1.mid_block.resnets.0."),
-    (re.compile(r"^(encoder|decoder)\.middle\.1\."), r"\1.mid_block.attentions.0."),
-    (re.compile(r"^(encoder|decoder)\.middle\.2\."), r"\1.mid_block.resnets.1."),
+# One-to-one module renames (original, diffusers); "@" stands for "encoder" or "decoder". Both directions are
+# compiled from this one table, each pattern anchored at the start of the key.
+_RENAMES = [("conv1.", "quant_conv."), ("conv2.", "post_quant_conv."), ("@.conv1.", "@.conv_in."),
+            ("@.head.0.", "@.norm_out."), ("@.head.2.", "@.conv_out."), ("@.middle.0.", "@.mid_block.resnets.0."),
+            ("@.middle.1.", "@.mid_block.attentions.0."), ("@.middle.2.", "@.mid_block.resnets.1.")]
+
+
+def _compile(src: str, dst: str) -> tuple[re.Pattern, str]:
+    pattern = "^" + re.escape(src).replace("@", "(encoder|decoder)")
+    return re.compile(pattern), dst.replace("@", r"\1")
+
+
+# Module renames, in order.
+_RULES: list[tuple[re.Pattern, str]] = [_compile(o, d) for o, d in _RENAMES] + [
     (re.compile(r"^encoder\.downsamples\.(\d+)\.downsamples\.\d+\.(resample|time_conv)\."),
      r"encoder.down_blocks.\1.downsampler.\2."),
     (re.compile(r"^encoder\.downsamples\.(\d+)\.downsamples\.(\d+)\."), r"encoder.down_blocks.\1.resnets.\2."),
@@ -47,15 +51,7 @@ def original_to_diffusers(key: str) -> str:
 # ------------------------------------------------------------------ inverse (tests, export)
 _INV_RESNET = re.compile(r"^(.*\.resnets\.\d+\.)(norm1\.gamma|conv1\.|norm2\.gamma|conv2\.|conv_shortcut\.)")
 _INV_RESNET_NAMES = {v: k for k, v in _RESNET_NAMES.items()}
-_INV_RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"^quant_conv\."), "conv1."),
-    (re.compile(r"^post_quant_conv\."), "conv2."),
-    (re.compile(r"^(encoder|decoder)\.conv_in\."), r"\1.conv1."),
-    (re.compile(r"^(encoder|decoder)\.norm_out\."), r"\1.head.0."),
-    (re.compile(r"^(encoder|decoder)\.conv_out\."), r"\1.head.2."),
-    (re.compile(r"^(encoder|decoder)\.mid_block\.resnets\.0\."), r"\1.middle.0."),
-    (re.compile(r"^(encoder|decoder)\.mid_block\.attentions\.0\."), r"\1.middle.1."),
-    (re.compile(r"^(encoder|decoder)\.mid_block\.resnets\.1\."), r"\1.middle.2."),
+_INV_RULES: list[tuple[re.Pattern, str]] = [_compile(d, o) for o, d in _RENAMES] + [
     (re.compile(r"^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\."), r"encoder.downsamples.\1.downsamples.\2."),
     (re.compile(r"^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\."), r"decoder.upsamples.\1.upsamples.\2."),
 ]

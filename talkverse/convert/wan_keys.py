@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
-NEW_MODULE_PREFIXES = ("casual_audio_encoder.", "audio_injector.", "frame_packer.", "trainable_cond_mask.")
+# The S2V modules the TI2V base lacks, in the order the loader initialises them (their spec init draws from the RNG).
+NEW_MODULES = ("casual_audio_encoder", "audio_injector", "trainable_cond_mask", "frame_packer")
+NEW_MODULE_PREFIXES = tuple(m + "." for m in NEW_MODULES)
 
 # (original module path, diffusers module path); ``{i}`` is a block index.
 _MODULE_MAP = [

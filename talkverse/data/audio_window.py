@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..audio.bucketing import bucket_columns
+from ..media.constants import FPS, SAMPLE_RATE
+from ..models.audio_columns import bucket_columns
+from ..models.geometry import ClipGeometry
 
-SAMPLE_RATE = 16000
-FPS = 25
+_GEOMETRY = ClipGeometry()  # the 5B's motion frames
 
 
 def window_samples(start_frame: int, window_frames: int) -> tuple[int, int]:
@@ -31,7 +32,7 @@ def segment(wave16k: np.ndarray, start_frame: int, window_frames: int) -> np.nda
     return np.ascontiguousarray(seg)
 
 
-def main_slice(has_motion: bool, main: int = 72, motion: int = 73) -> slice:
+def main_slice(has_motion: bool, main: int = 72, motion: int = _GEOMETRY.motion_frames) -> slice:
     """Columns of the main frames in the window: [73:145] with motion, else [0:72]."""
     return slice(motion, motion + main) if has_motion else slice(0, main)
 

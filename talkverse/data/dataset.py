@@ -11,16 +11,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..audio.errors import AudioError
-from ..audio.io import load_audio
-from ..video.reader import VideoError, probe_video
+from ..media.audio import AudioError, load_audio
+from ..media.fitting import cover_frames
+from ..media.sizes import resolve_size
+from ..media.video import VideoError, open_clip, probe_video
+from ..models.geometry import ClipGeometry
 from .audio_window import main_slice, segment
 from .roi import latent_weight_map, roi_masks
 from .rows import ClipRow
 from .sampling import Window, choose_window, reference_frame_index, scene_range_25fps
 from .text_cache import TextEmbeddingCache, load_embedding
-from .transform import cover_frames, target_size
-from .video import ClipError, PyAVClip, open_clip_video
+
+_GEOMETRY = ClipGeometry()  # the 5B's motion frames
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +65,9 @@ class TalkVerseDataset(Dataset):
     """
 
     def __init__(self, rows: Sequence[ClipRow], bucket: Any = "fasttalk-720", num_frames: int = 72,
-                 motion_frames: int = 73, text_cache: TextEmbeddingCache | None = None,
+                 motion_frames: int = _GEOMETRY.motion_frames, text_cache: TextEmbeddingCache | None = None,
                  always_use_motion_frames: bool = False, seed: int = 0, max_retries: int = 20,
-                 video_backend: str = "auto", audio_cache_size: int = 4):
+                 audio_cache_size: int = 4):
         if num_frames % 4:
             raise ValueError(f"num_frames must be a multiple of 4, got {num_frames}")
         self.rows = list(rows)
@@ -74,7 +76,6 @@ class TalkVerseDataset(Dataset):
         self.text_cache = text_cache
         self.always_use_motion_frames = bool(always_use_motion_frames)
         self.seed, self.epoch, self.max_retries = int(seed), 0, int(max_retries)
-        self.video_backend = video_backend
         self.skipped: Counter = Counter()
         self._warned: set[tuple[str, str]] = set()
         self._audio = _LRU(audio_cache_size)
@@ -114,7 +115,7 @@ class TalkVerseDataset(Dataset):
                 s, e = (0, p[2] - 1) if scene is None else scene
                 avail = e - s + 1
                 if avail >= self.num_frames:
-                    key = (target_size(p[0], p[1], self.bucket), avail >= self.num_frames + self.motion_frames)
+                    key = (resolve_size(p[0], p[1], self.bucket), avail >= self.num_frames + self.motion_frames)
                     if self.always_use_motion_frames and not key[1]:
                         key = None
             self._keys[index] = key
@@ -140,17 +141,6 @@ class TalkVerseDataset(Dataset):
         except KeyError as e:
             raise ClipSkip("text_missing", str(e)) from None
 
-    def _frames(self, row: ClipRow, video, indices: list[int]) -> np.ndarray:
-        try:
-            return video.frames(indices)
-        except ClipError:
-            raise
-        except Exception as e:  # noqa: BLE001  decord read failure: PyAV fallback
-            if video.backend != "decord":
-                raise ClipError(f"{row.video_path}: decoding failed ({e})") from e
-            with PyAVClip(row.video_path) as v2:
-                return v2.frames(indices)
-
     def sample_window(self, row: ClipRow, total: int, rng: np.random.Generator) -> tuple[Window, int]:
         """(window, reference frame index) for a clip of ``total`` 25 fps frames; ClipSkip if too short."""
         scene = scene_range_25fps(row.scenes, row.fps, total)
@@ -165,22 +155,22 @@ class TalkVerseDataset(Dataset):
         """The item for row ``index`` with the given rng; raises ClipSkip for an unusable row."""
         row = self.rows[index]
         try:
-            video = open_clip_video(row.video_path, self.video_backend)
-        except ClipError as e:
+            video = open_clip(row.video_path)
+        except VideoError as e:
             reason = "fps" if "frame rate" in str(e) else ("missing" if "not found" in str(e) else "video")
             raise ClipSkip(reason, str(e)) from None
         try:
-            total = video.num_frames
+            total = video.info.num_frames
             win, ref_idx = self.sample_window(row, total, rng)
-            H, W = target_size(video.height, video.width, self.bucket)
+            H, W = resolve_size(video.info.height, video.info.width, self.bucket)
             if H % 16 or W % 16:
                 raise ValueError(f"target size {H}x{W} must be a multiple of 16")
             idx = list(range(win.start, win.start + win.length)) + [ref_idx]
             try:
-                frames = self._frames(row, video, idx)
-            except ClipError as e:
+                frames = video.read(idx)
+            except VideoError as e:
                 raise ClipSkip("video", str(e)) from None
-            orig_hw = (video.height, video.width)
+            orig_hw = (video.info.height, video.info.width)
         finally:
             video.close()
         pix = cover_frames(frames, H, W)  # [3, T+1, H, W]

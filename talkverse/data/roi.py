@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..media.fitting import CoverGeometry
 from .sampling import pose_index
-from .transform import CoverGeometry
 
 FACE = slice(23, 91)  # COCO-WholeBody face keypoints 23..90
 

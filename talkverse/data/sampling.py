@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..models.geometry import ClipGeometry
+
+_GEOMETRY = ClipGeometry()  # the 5B's motion frames
+
 SCENE_TRIM = 4  # original-fps frames trimmed on each side of an internal scene boundary
 REF_GAP = 15  # reference frame >= 15 frames (0.6 s) outside the window
 
@@ -46,7 +50,7 @@ class Window:
     length: int
 
 
-def choose_window(total: int, scene: tuple[int, int] | None, main: int = 72, motion: int = 73,
+def choose_window(total: int, scene: tuple[int, int] | None, main: int = 72, motion: int = _GEOMETRY.motion_frames,
                   rng: np.random.Generator | None = None, always_use_motion: bool = False) -> Window | None:
     """Uniform start with the whole window inside ``scene`` (inclusive; None = whole clip). None if too short.
 

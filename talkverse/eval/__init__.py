@@ -25,7 +25,6 @@ from .mouth import (
 from .plot import plot_evaluation
 from .report import VideoEvaluation, evaluate_video
 from .sync import SyncResult, av_sync
-from .video_io import read_audio, read_video_frames
 
 __all__ = [
     "DriftSummary",
@@ -43,8 +42,6 @@ __all__ = [
     "mouth_openness",
     "per_second_means",
     "plot_evaluation",
-    "read_audio",
-    "read_video_frames",
     "rgb_histogram",
     "slope_per_minute",
     "speech_energy",

@@ -48,8 +48,8 @@ def _print_text(ev) -> None:
 
 
 def main(argv=None) -> int:
-    from talkverse.audio.errors import AudioError
-    from talkverse.video.reader import VideoError
+    from talkverse.media.audio import AudioError
+    from talkverse.media.video import VideoError
 
     from .mouth import METHODS
     from .plot import plot_evaluation

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..media.constants import FPS
+
 BAND_HZ = (300.0, 3400.0)
 RMS_FLOOR = 1e-4
 
 
-def speech_energy(wave, sr: int, num_frames: int, fps: float = 25.0) -> np.ndarray:
+def speech_energy(wave, sr: int, num_frames: int, fps: float = FPS) -> np.ndarray:
     """e_t = log(rms_t + 1e-4) of band-passed speech, one value per video frame: float64 [num_frames].
 
     * 4th-order Butterworth band-pass 300–3400 Hz (upper edge capped at 0.95·Nyquist), zero-phase

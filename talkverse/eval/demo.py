@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import load_audio
+from ..media.audio import load_audio
+from ..media.constants import SAMPLE_RATE
 from .audio import speech_energy
 from .drift import drift_per_second
 from .mouth import synthetic_mouth_openness
@@ -46,29 +47,28 @@ def clips_of(root: Path) -> list[tuple[str, Path, Path]]:
 
 def generate_for_clip(pipe, mp4: Path, gt: Path, frames_per_clip: int, steps: int, guidance: float, seed: int,
                       max_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 frames [T, H, W, 3], 16 kHz audio) generated from the clip identity's reference image + the clip audio."""
-    import tempfile
+    """(uint8 frames [T, H, W, 3] as the mp4 writer rounds them, 16 kHz audio) generated from the clip identity's
+    reference image + the clip audio."""
+    import torch
 
-    import soundfile as sf
-
-    from ..data.synthetic import load_ground_truth, reference_image
+    from ..media.writer import frames_to_uint8
+    from ..testing.synthetic import load_ground_truth, reference_image
 
     truth = load_ground_truth(gt)
     image = reference_image(truth["identity"], 128)
     wave = load_audio(mp4)
     if max_seconds is not None:
-        wave = wave[: int(max_seconds * 16000)]
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "a.wav"
-        sf.write(wav, wave, 16000)
-        out = pipe(image, wav, size=(128, 128), infer_frames=frames_per_clip, num_inference_steps=steps,
-                   guidance_scale=guidance, seed=seed, output_type="np", progress=False)
-    return out.frames, wave
+        wave = wave[: int(max_seconds * SAMPLE_RATE)]
+    clips = pipe.iter_clips(image, wave, height=128, width=128, frames_per_clip=frames_per_clip,
+                            num_inference_steps=steps, guidance_scale=guidance,
+                            generator=torch.Generator().manual_seed(seed), progress=False)
+    frames = torch.cat(list(clips), dim=1)  # [3, T, H, W] in [-1, 1]
+    return frames_to_uint8(frames.permute(1, 2, 3, 0)).numpy(), wave
 
 
 def score(frames: np.ndarray, wave: np.ndarray) -> tuple[int | None, float, float]:
     mouth = synthetic_mouth_openness(frames)
-    energy = speech_energy(wave, 16000, len(frames))
+    energy = speech_energy(wave, SAMPLE_RATE, len(frames))
     r = av_sync(mouth, energy)
     return r.offset, float(r.best), float(r.corr0)
 
@@ -84,7 +84,7 @@ def _sync_table(videos: list[np.ndarray], waves: list[np.ndarray]) -> np.ndarray
     table = np.zeros((n, n))
     for i in range(n):
         for j in range(n):
-            energy = speech_energy(_fit_length(waves[j], len(waves[i])), 16000, len(videos[i]))
+            energy = speech_energy(_fit_length(waves[j], len(waves[i])), SAMPLE_RATE, len(videos[i]))
             table[i, j] = av_sync(mouths[i], energy).best
     return table
 
@@ -103,7 +103,7 @@ def evaluate_heldout(pipe, root: Path, frames_per_clip: int = 24, steps: int = 2
                      seed: int = 0, limit: int | None = None) -> dict:
     """Scores of the generated videos, and for comparison the same scores of the clips' ground-truth videos (their
     ceiling, and the null level of the shuffled control for perfectly synced video)."""
-    from .video_io import read_video_frames
+    from ..media.video import read_video_frames
 
     clips = clips_of(root)[:limit]
     gens = [generate_for_clip(pipe, mp4, gt, frames_per_clip, steps, guidance, seed) for _, mp4, gt in clips]
@@ -125,7 +125,7 @@ def evaluate_long(pipe, root: Path, frames_per_clip: int = 24, steps: int = 20, 
     out = []
     for cid, mp4, gt in clips_of(root)[:limit]:
         frames, wave = generate_for_clip(pipe, mp4, gt, frames_per_clip, steps, guidance, seed)
-        energy = speech_energy(wave, 16000, len(frames))
+        energy = speech_energy(wave, SAMPLE_RATE, len(frames))
         mouth = synthetic_mouth_openness(frames)
         w = max(frames_per_clip, 48)  # a window long enough for the ±10 lag scan
         first = av_sync(mouth[:w], energy[:w])

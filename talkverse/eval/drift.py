@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..media.constants import FPS
+
 HIST_BINS = 16
 THUMB_SIZE = 32
 
@@ -125,7 +127,7 @@ class DriftSummary:
         }
 
 
-def drift_per_second(frames, fps: float = 25.0, reference=None) -> DriftSummary:
+def drift_per_second(frames, fps: float = FPS, reference=None) -> DriftSummary:
     """Colour χ² and appearance distance of every frame to the reference (default: the first frame), averaged per
     second, with slopes per minute fitted to the per-second means."""
     if fps <= 0:
@@ -134,13 +136,7 @@ def drift_per_second(frames, fps: float = 25.0, reference=None) -> DriftSummary:
     app = appearance_distance(frames, reference)
     secs, chi2_s = per_second_means(chi2, fps)
     _, app_s = per_second_means(app, fps)
-    return DriftSummary(
-        fps=float(fps),
-        colour_chi2=chi2,
-        appearance=app,
-        seconds=secs,
-        colour_chi2_per_second=chi2_s,
-        appearance_per_second=app_s,
-        colour_chi2_slope_per_min=slope_per_minute(secs, chi2_s),
-        appearance_slope_per_min=slope_per_minute(secs, app_s),
-    )
+    return DriftSummary(fps=float(fps), colour_chi2=chi2, appearance=app, seconds=secs,
+                        colour_chi2_per_second=chi2_s, appearance_per_second=app_s,
+                        colour_chi2_slope_per_min=slope_per_minute(secs, chi2_s),
+                        appearance_slope_per_min=slope_per_minute(secs, app_s))

@@ -9,13 +9,13 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..media.audio import load_audio
+from ..media.constants import SAMPLE_RATE
+from ..media.video import read_video_frames
 from .audio import speech_energy
 from .drift import DriftSummary, drift_per_second
 from .mouth import mouth_openness
 from .sync import SyncResult, av_sync
-from .video_io import read_audio, read_video_frames
-
-AUDIO_SR = 16000
 
 
 @dataclass
@@ -60,24 +60,24 @@ def evaluate_video(
     A missing/unreadable video raises ``VideoError``; an explicitly given but unreadable ``audio`` raises
     ``AudioError``; a video without an audio track (and no ``audio``) just skips the lip-sync part.
     """
-    from talkverse.audio.errors import AudioError
+    from talkverse.media.audio import AudioError
 
     frames, fps = read_video_frames(video)
     drift = drift_per_second(frames, fps=fps)
     audio_src, audio_err, wave = None, None, None
     if audio is not None:
-        wave = read_audio(audio, AUDIO_SR)  # errors propagate: the user asked for this file
+        wave = load_audio(audio, SAMPLE_RATE)  # errors propagate: the user asked for this file
         audio_src = str(audio)
     else:
         try:
-            wave = read_audio(video, AUDIO_SR)
+            wave = load_audio(video, SAMPLE_RATE)
             audio_src = "<video track>"
         except AudioError as e:
             audio_err = f"no usable audio ({e}); pass --audio"
     sync = mouth = energy = used = None
     if wave is not None:
         mouth, used = mouth_openness(frames, method)
-        energy = speech_energy(wave, AUDIO_SR, len(frames), fps=fps)
+        energy = speech_energy(wave, SAMPLE_RATE, len(frames), fps=fps)
         sync = av_sync(mouth, energy, max_lag=max_lag)
     return VideoEvaluation(
         video=str(Path(video)),

@@ -7,6 +7,8 @@ import torch.nn as nn
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.normalization import AdaLayerNorm
 
+from .sequence import SequenceShard
+
 
 class AudioCrossAttention(nn.Module):
     """Cross-attention from video tokens to a frame's audio tokens; q/k RMS-normed over all heads, no v-scale."""
@@ -45,19 +47,39 @@ class AudioInjector(nn.Module):
             [AdaLayerNorm(embedding_dim=dim, output_dim=2 * dim, norm_eps=adaln_eps, chunk_dim=1) for _ in inject_layers]
         )
 
-    def forward(
-        self, index: int, hidden_states: torch.Tensor, num_noisy: int, audio_local: torch.Tensor, audio_global: torch.Tensor
-    ) -> torch.Tensor:
-        """Add injector ``index``'s output to the noisy tokens.
+    def forward(self, index: int, hidden_states: torch.Tensor, shard: SequenceShard, num_noisy: int,
+                audio_local: torch.Tensor, audio_global: torch.Tensor) -> torch.Tensor:
+        """Add injector ``index``'s output to the noisy tokens among this process's ``hidden_states``.
 
-        hidden_states [B, L, D]; audio_local [B, F, 5, D]; audio_global [B, F, 1, D]. The noisy tokens are
-        regrouped frame-major to [B*F, L_v/F, D], so each frame attends only to its own 5 audio tokens.
+        hidden_states [B, n, D] are tokens [shard.start, shard.stop) of the sequence; audio_local [B, F, 5, D];
+        audio_global [B, F, 1, D]; the first ``num_noisy`` = F x (tokens per frame) tokens of the sequence are noisy.
+        Each latent frame's tokens attend only to its own 5 audio tokens, after an AdaLN on its own global token, so
+        the held tokens are regrouped frame-major, [B * frames, tokens, D], in runs of equal tokens per frame: a
+        partial frame at each shard edge, whole frames in between (one run when the shard holds the whole sequence).
         """
         b, f = audio_local.shape[:2]
-        noisy = hidden_states[:, :num_noisy]
-        per_frame = noisy.reshape(b * f, num_noisy // f, noisy.shape[-1])
-        dtype = per_frame.dtype
-        q_in = self.injector_adain_layers[index](per_frame, temb=audio_global.reshape(b * f, -1).to(dtype))
-        out = self.injector[index](q_in, audio_local.reshape(b * f, audio_local.shape[2], -1).to(dtype))
-        noisy = noisy + out.reshape(b, num_noisy, -1)
-        return torch.cat([noisy, hidden_states[:, num_noisy:]], dim=1)
+        out = hidden_states.clone()
+        for s, e, f0, f1 in frame_runs(shard.start, min(shard.stop, num_noisy), num_noisy // f):
+            nf, ls, le = f1 - f0, s - shard.start, e - shard.start
+            tok = hidden_states[:, ls:le].reshape(b * nf, (e - s) // nf, hidden_states.shape[-1])
+            dtype = tok.dtype
+            q_in = self.injector_adain_layers[index](tok, temb=audio_global[:, f0:f1].reshape(b * nf, -1).to(dtype))
+            delta = self.injector[index](q_in, audio_local[:, f0:f1].reshape(b * nf, audio_local.shape[2], -1)
+                                         .to(dtype))
+            out[:, ls:le] = hidden_states[:, ls:le] + delta.reshape(b, e - s, -1)
+        return out
+
+
+def frame_runs(lo: int, hi: int, tokens_per_frame: int) -> list[tuple[int, int, int, int]]:
+    """Cut the noisy tokens [lo, hi) into runs (start, end, first frame, end frame) of equal tokens per frame."""
+    runs, cur = [], lo
+    while cur < hi:
+        frame = cur // tokens_per_frame
+        if cur % tokens_per_frame == 0 and cur + tokens_per_frame <= hi:
+            last = frame + (hi - cur) // tokens_per_frame  # whole frames [frame, last)
+            end = last * tokens_per_frame
+        else:
+            last, end = frame + 1, min(hi, (frame + 1) * tokens_per_frame)
+        runs.append((cur, end, frame, last))
+        cur = end
+    return runs

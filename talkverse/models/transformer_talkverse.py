@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -25,6 +24,7 @@ from .audio_encoder import CausalAudioEncoder
 from .audio_injector import AudioInjector
 from .frame_packer import FramePackMotioner
 from .rope import rope_tables, token_positions
+from .sequence import WholeSequence
 
 ROLE_NOISY, ROLE_REF, ROLE_MOTION = 0, 1, 2
 
@@ -165,26 +165,8 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
 
         self.gradient_checkpointing = False
         self._rope_cache: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    @classmethod
-    def from_wan(
-        cls,
-        base: str,
-        talkverse_ckpt: str | None = None,
-        config: str | dict = "s2v_5b",
-        torch_dtype: torch.dtype = torch.float32,
-        device: torch.device | str = "cpu",
-        merge_lora: bool = True,
-        lora_alpha: float | None = None,
-    ) -> "TalkVerseTransformer3DModel":
-        """Load from a Wan2.2-TI2V-5B base (original dir or Diffusers layout) plus an optional TalkVerse file.
-
-        See :func:`talkverse.convert.load_transformer.load_transformer`.
-        """
-        from ..convert.load_transformer import load_transformer
-
-        return load_transformer(base, talkverse_ckpt, config=config, torch_dtype=torch_dtype, device=device,
-                                merge_lora=merge_lora, lora_alpha=lora_alpha)
+        # Which tokens this process holds: all of them, unless talkverse.parallel installs another plan.
+        self.sequence_plan = WholeSequence()
 
     @torch.no_grad()
     def init_s2v_module(self, name: str) -> None:
@@ -268,13 +250,28 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
             parts.append(self.frame_packer(motion_latents).to(dtype) + role[ROLE_MOTION])
         return torch.cat(parts, dim=1)
 
-    def _run_block(self, i: int, hidden_states, context, temb, rotary_emb, split, audio_local, audio_global):
-        """Block i followed by its audio injector, if any (one unit for activation checkpointing)."""
-        hidden_states = self.blocks[i](hidden_states, context, temb, rotary_emb, split)
+    def _run_block(self, i: int, hidden_states, context, temb, rotary_emb, shard, split, audio_local, audio_global):
+        """Block i followed by its audio injector, if any (one unit for activation checkpointing).
+
+        ``hidden_states`` are this process's tokens (``shard``); ``split`` = L_v is the global noisy length."""
+        hidden_states = self.blocks[i](hidden_states, context, temb, rotary_emb, shard.clamp(split))
         j = self.audio_injector.block_to_injector.get(i)
         if j is not None:
-            hidden_states = self.audio_injector(j, hidden_states, split, audio_local, audio_global)
+            hidden_states = self.audio_injector(j, hidden_states, shard, split, audio_local, audio_global)
         return hidden_states
+
+    def head(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """Output head on tokens x [B, n, D], modulated by e(t) [B, 2, D] -> [B, n, p_t p_h p_w C] fp32."""
+        shift, scale = (self.scale_shift_table.float() + e[:, 0:1]).chunk(2, dim=1)
+        out = self.norm_out(x.float()) * (1 + scale) + shift
+        return self.proj_out(out.to(self.proj_out.weight.dtype)).float()
+
+    def unpatchify(self, out: torch.Tensor, f: int, h: int, w: int) -> torch.Tensor:
+        """[B, F h' w', p_t p_h p_w C] -> [B, C, F p_t, h, w]."""
+        p_t, p_h, p_w = self.config.patch_size
+        b = out.shape[0]
+        out = out.reshape(b, f, h // p_h, w // p_w, p_t, p_h, p_w, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return out.reshape(b, -1, f * p_t, h, w)
 
     def forward(
         self,
@@ -320,20 +317,18 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
         e, e0 = self.embed_time(timestep)
         context = self.embed_text(encoder_hidden_states)
 
+        plan = self.sequence_plan
+        x, rotary_emb, shard = plan.shard(x, rotary_emb)
         for i in range(len(self.blocks)):
-            args = (i, x, context, e0, rotary_emb, split, audio_local, audio_global)
+            args = (i, x, context, e0, rotary_emb, shard, split, audio_local, audio_global)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 x = self._gradient_checkpointing_func(self._run_block, *args)
             else:
                 x = self._run_block(*args)
 
         # Head on the noisy tokens only, modulated by e(t).
-        shift, scale = (self.scale_shift_table.float() + e[:, 0:1]).chunk(2, dim=1)
-        out = self.norm_out(x[:, :split].float()) * (1 + scale) + shift
-        out = self.proj_out(out.to(self.proj_out.weight.dtype)).float()  # [B, L_v, p_t*p_h*p_w*C]
-        p_t, p_h, p_w = self.config.patch_size
-        out = out.reshape(b, f, h // p_h, w // p_w, p_t, p_h, p_w, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
-        out = out.reshape(b, -1, f * p_t, h, w)
+        out = plan.gather_head(self.head(plan.head_tokens(x, split, shard), e), split)
+        out = self.unpatchify(out, f, h, w)
         if not return_dict:
             return (out,)
         return Transformer2DModelOutput(sample=out)

@@ -1,4 +1,5 @@
-"""Wan2.2 VAE wrapper around ``diffusers.AutoencoderKLWan``: strict loading, latent normalisation, streaming.
+"""Wan2.2 VAE wrapper around ``diffusers.AutoencoderKLWan``: latent normalisation and streaming (loading:
+``talkverse.loaders.vae``).
 
 Conventions (docs/checkpoints.md §4, inference.md):
 
@@ -14,29 +15,10 @@ Conventions (docs/checkpoints.md §4, inference.md):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
 
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, patchify, unpatchify
-
-from ..configs import load_config
-from ..convert.errors import CheckpointError, key_report
-from ..convert.state_dict_io import LazyStateDict
-from ..convert.vae_keys import original_to_diffusers
-
-DEFAULT_CONFIG = "vae_wan22"
-
-
-def vae_config(config: str | Path | dict[str, Any] | None = None) -> dict[str, Any]:
-    """``AutoencoderKLWan`` keyword arguments: a preset name / YAML path (its ``vae:`` section) or a dict."""
-    if config is None:
-        config = DEFAULT_CONFIG
-    if isinstance(config, dict):
-        return dict(config)
-    cfg = load_config(str(config))
-    return dict(cfg.get("vae", cfg))
 
 
 def _count_convs(module: torch.nn.Module) -> int:
@@ -57,64 +39,6 @@ class TalkVerseVAE(torch.nn.Module):
         # fp32 constants as plain attributes (not buffers), so module.to(dtype) never rounds them.
         self.latents_mean = torch.tensor(cfg.latents_mean, dtype=torch.float32).view(shape)
         self.latents_inv_std = (1.0 / std).view(shape)
-
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_config(cls, config=None, torch_dtype: torch.dtype = torch.float32, device="cpu") -> TalkVerseVAE:
-        """Randomly initialised (tests)."""
-        vae = AutoencoderKLWan(**vae_config(config)).to(device=device, dtype=torch_dtype)
-        return cls(vae).eval()
-
-    @classmethod
-    def from_original(cls, path: str | Path, config=None, torch_dtype: torch.dtype = torch.float32,
-                      device: str | torch.device = "cpu") -> TalkVerseVAE:
-        """Load ``Wan2.2_VAE.pth`` (or a .safetensors with the same keys, or diffusers-named keys) strictly."""
-        sd = LazyStateDict(path)
-        with torch.device("meta"):
-            vae = AutoencoderKLWan(**vae_config(config))
-        expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
-        mapped: dict[str, str] = {}
-        for k in sd:
-            new = original_to_diffusers(k)
-            if new in mapped:
-                raise CheckpointError(f"{path}: keys {mapped[new]!r} and {k!r} both map to {new!r}")
-            mapped[new] = k
-        missing = [k for k in expected if k not in mapped]
-        unexpected = [mapped[k] for k in mapped if k not in expected]
-        mismatched = [(k, sd.shape(mapped[k]), expected[k]) for k in mapped
-                      if k in expected and tuple(sd.shape(mapped[k])) != expected[k]]
-        report = key_report(f"{path} does not match the Wan2.2 VAE (AutoencoderKLWan) layout:", missing, unexpected,
-                            mismatched)
-        if report:
-            if not any(k.startswith(("encoder.", "decoder.")) for k in sd):
-                report += "\n  (no encoder.*/decoder.* keys at all: this is not a VAE checkpoint; " \
-                          "pass Wan2.2_VAE.pth or a Diffusers vae/ folder)"
-            raise CheckpointError(report)
-        state = {k: sd.load(src, dtype=torch_dtype, device=device) for k, src in mapped.items()}
-        vae.load_state_dict(state, strict=True, assign=True)
-        return cls(vae).to(device).eval()
-
-    @classmethod
-    def from_diffusers(cls, path: str | Path, torch_dtype: torch.dtype = torch.float32,
-                       device: str | torch.device = "cpu") -> TalkVerseVAE:
-        """A Diffusers pipeline folder (uses its ``vae/``) or the ``vae/`` folder itself."""
-        p = Path(path)
-        if (p / "vae" / "config.json").exists():
-            p = p / "vae"
-        if not (p / "config.json").exists():
-            raise CheckpointError(f"{path} is neither a Diffusers pipeline folder with vae/ nor a vae/ folder "
-                                  "(no config.json)")
-        vae = AutoencoderKLWan.from_pretrained(str(p), torch_dtype=torch_dtype, local_files_only=True)
-        return cls(vae).to(device).eval()
-
-    @classmethod
-    def load(cls, path: str | Path, config=None, torch_dtype: torch.dtype = torch.float32,
-             device: str | torch.device = "cpu") -> TalkVerseVAE:
-        """Either layout: a folder with config.json (or vae/config.json) is Diffusers, anything else original."""
-        p = Path(path)
-        if p.is_dir() and ((p / "config.json").exists() or (p / "vae" / "config.json").exists()):
-            return cls.from_diffusers(p, torch_dtype, device)
-        return cls.from_original(p, config, torch_dtype, device)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -179,20 +103,31 @@ class TalkVerseVAE(torch.nn.Module):
                 yield out[:, :, i : i + 1]
 
 
-class StreamingDecoder:
-    """Decodes latent frames chunk by chunk, keeping the decoder's causal feature cache between calls.
+class _Streaming:
+    """A causal conv stack run chunk by chunk: one cache slot per ``WanCausalConv3d`` of ``module``, kept between
+    calls (the last 2 frames of each causal conv's input), so memory is constant in the sequence length."""
 
-    Concatenating the outputs of ``decode(chunk)`` over consecutive chunks equals ``TalkVerseVAE.decode`` of the whole
-    sequence. Memory held between calls: the cache (the last 2 frames of each causal conv's input), constant in length.
-    """
-
-    def __init__(self, vae: TalkVerseVAE):
+    def __init__(self, vae: TalkVerseVAE, module: torch.nn.Module):
         self.vae = vae
-        self._n_convs = _count_convs(vae.vae.decoder)
+        self._n_convs = _count_convs(module)
         self.reset()
 
     def reset(self) -> None:
         self._cache: list = [None] * self._n_convs
+
+
+class StreamingDecoder(_Streaming):
+    """Decodes latent frames chunk by chunk, keeping the decoder's causal feature cache between calls.
+
+    Concatenating the outputs of ``decode(chunk)`` over consecutive chunks equals ``TalkVerseVAE.decode`` of the whole
+    sequence.
+    """
+
+    def __init__(self, vae: TalkVerseVAE):
+        super().__init__(vae, vae.vae.decoder)
+
+    def reset(self) -> None:
+        super().reset()
         self._first = True
         self.latent_frames_in = 0
         self.frames_out = 0
@@ -225,7 +160,7 @@ class StreamingDecoder:
     __call__ = decode
 
 
-class StreamingEncoder:
+class StreamingEncoder(_Streaming):
     """Encodes pixel frames chunk by chunk with a persistent encoder cache: frame 0 alone, then groups of 4.
 
     ``push(frames)`` accepts any number of frames and returns the normalised latents of every group completed so far
@@ -234,12 +169,10 @@ class StreamingEncoder:
     """
 
     def __init__(self, vae: TalkVerseVAE):
-        self.vae = vae
-        self._n_convs = _count_convs(vae.vae.encoder)
-        self.reset()
+        super().__init__(vae, vae.vae.encoder)
 
     def reset(self) -> None:
-        self._cache: list = [None] * self._n_convs
+        super().reset()
         self._buf: torch.Tensor | None = None
         self.frames_in = 0
         self.latent_frames_out = 0

@@ -1,5 +1,2 @@
-"""Multi-GPU inference of one video: Ulysses sequence parallelism and CFG parallelism (torch.distributed)."""
-
-from .ulysses import SequenceShard, UlyssesAttnProcessor, communication_bytes_per_step, sp_forward
-
-__all__ = ["SequenceShard", "UlyssesAttnProcessor", "communication_bytes_per_step", "sp_forward"]
+"""Parallelism for one video on several ranks: the process group (``distributed``), the ("cfg", "sp") layout
+(``state``) and Ulysses sequence parallelism (``ulysses``). Applied in one place: ``TalkVersePipeline.enable_parallel``."""

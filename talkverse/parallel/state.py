@@ -1,10 +1,12 @@
-"""Process layout for generating one video on several ranks: a DeviceMesh ("cfg", "sp").
+"""Process layout for generating one video on several ranks: a DeviceMesh ("cfg", "sp") (docs/parallel.md).
 
 * ``sp`` (Ulysses): the ranks of one group split every DiT forward's token sequence (talkverse.parallel.ulysses).
 * ``cfg``: with ``cfg_parallel`` the conditional branch runs on the first SP group and the unconditional one on the
-  second; the two velocities are exchanged with one all_gather per step.
-* Rank 0 is the host: it alone loads and runs umT5, wav2vec2 and the VAE, broadcasts the encoded inputs and the motion
-  latents of each clip, decodes and writes the mp4. The other ranks hold only the DiT.
+  second; the two velocities are exchanged with one all_gather per step (:meth:`ParallelState.exchange_cfg`).
+* Rank 0 is the host: it alone holds umT5, wav2vec2 and the VAE, encodes the inputs, decodes and writes; it shares
+  (broadcasts) the encoded inputs and each clip's motion latents with the other ranks, which hold only the DiT.
+
+:class:`SingleProcess` is the same interface for one process: every share is the identity.
 """
 
 from __future__ import annotations
@@ -13,6 +15,23 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from .distributed import init_distributed, launched_world_size
+
+
+class SingleProcess:
+    """No parallelism: this process is the host and shares nothing."""
+
+    is_host = True
+    sp_size = 1
+    cfg_parallel = False
+    cfg_rank = 0
+
+    def share(self, obj):
+        return obj
+
+    def share_tensor(self, tensor: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
+        return tensor
 
 
 @dataclass
@@ -34,16 +53,24 @@ class ParallelState:
         """0: this rank computes the conditional branch, 1: the unconditional one (only with cfg_parallel)."""
         return self.rank // self.sp_size if self.cfg_parallel else 0
 
-    def broadcast_object(self, obj=None):
+    def share(self, obj=None):
+        """The host's ``obj`` on every rank (pickled broadcast; other ranks pass None)."""
         box = [obj]
         dist.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
         return box[0]
 
-    def broadcast_tensor(self, t: torch.Tensor | None, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
-        buf = t.to(self.device, dtype).contiguous() if self.is_host else torch.empty(shape, dtype=dtype,
-                                                                                    device=self.device)
+    def share_tensor(self, tensor: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
+        """The host's fp32 ``tensor`` of ``shape`` on every rank's device (other ranks pass None)."""
+        buf = tensor.to(self.device, torch.float32).contiguous() if self.is_host else \
+            torch.empty(shape, dtype=torch.float32, device=self.device)
         dist.broadcast(buf, src=0)
         return buf
+
+    def exchange_cfg(self, mine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's branch velocity -> (v_cond, v_uncond), gathered over the "cfg" group."""
+        both = [torch.empty_like(mine) for _ in range(2)]
+        dist.all_gather(both, mine.contiguous(), group=self.cfg_group)
+        return both[0], both[1]
 
 
 def check_sizes(world: int, ulysses_size: int, cfg_parallel: bool, num_heads: int | None = None) -> None:
@@ -58,20 +85,13 @@ def check_sizes(world: int, ulysses_size: int, cfg_parallel: bool, num_heads: in
         raise ValueError(f"--ulysses_size {ulysses_size} must divide the number of attention heads ({num_heads})")
 
 
-def build_state(ulysses_size: int, cfg_parallel: bool, device: torch.device,
-                num_heads: int | None = None) -> ParallelState:
-    """Initialise (or reuse) the env:// process group and the ("cfg", "sp") mesh."""
-    import os
-
+def build_state(ulysses_size: int, cfg_parallel: bool, device: str | None = None) -> ParallelState:
+    """The ("cfg", "sp") mesh over torchrun's ranks (the process group is created here if needed)."""
     from torch.distributed.device_mesh import init_device_mesh
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    check_sizes(world, ulysses_size, cfg_parallel, num_heads)
-    if not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    mesh = init_device_mesh(device.type, (2 if cfg_parallel else 1, ulysses_size), mesh_dim_names=("cfg", "sp"))
-    return ParallelState(world=world, rank=dist.get_rank(), sp_size=ulysses_size, cfg_parallel=cfg_parallel,
-                         sp_group=mesh["sp"].get_group(), cfg_group=mesh["cfg"].get_group() if cfg_parallel else None,
-                         device=device)
+    check_sizes(launched_world_size(), ulysses_size, cfg_parallel)
+    dev = init_distributed(device)
+    mesh = init_device_mesh(dev.type, (2 if cfg_parallel else 1, ulysses_size), mesh_dim_names=("cfg", "sp"))
+    return ParallelState(world=dist.get_world_size(), rank=dist.get_rank(), sp_size=ulysses_size,
+                         cfg_parallel=cfg_parallel, sp_group=mesh["sp"].get_group(),
+                         cfg_group=mesh["cfg"].get_group() if cfg_parallel else None, device=dev)

@@ -10,7 +10,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..audio import Wav2Vec2Features, bucket_clips, decimate_25fps, load_audio, reference_num_clips
+from ..loaders.wav2vec import load_wav2vec
+from ..media.audio import load_audio
+from ..models.audio_columns import bucket_clips, decimate_25fps, reference_num_clips
 from .common import CaseResult, register
 
 TOL = 1e-5  # relative, fp32
@@ -24,7 +26,7 @@ def _frames_per_clip(expected: dict) -> list[int]:
     return sorted(int(m.group(1)) for k in expected if (m := re.fullmatch(r"audio_emb_f(\d+)", k)))
 
 
-def run_case(folder: Path, name: str, features: Wav2Vec2Features) -> CaseResult:
+def run_case(folder: Path, name: str, features) -> CaseResult:
     res = CaseResult(f"audio/{name}")
     try:
         exp = load_file(folder / f"expected_{name}.safetensors")
@@ -62,10 +64,9 @@ def run_case(folder: Path, name: str, features: Wav2Vec2Features) -> CaseResult:
     return res
 
 
-@register("audio")
-def audio_suite(fixtures: Path) -> Iterator[CaseResult]:
-    folder = fixtures / "audio"
-    features = Wav2Vec2Features.from_pretrained(folder / "tiny_wav2vec2")
+@register("audio", "audio")
+def audio_suite(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
+    features = load_wav2vec(folder / "tiny_wav2vec2")
     for name in CASES:
         if (folder / f"{name}.wav").is_file():
             yield run_case(folder, name, features)

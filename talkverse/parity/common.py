@@ -57,9 +57,17 @@ Suite = Callable[[Path], Iterator[CaseResult]]
 SUITES: dict[str, Suite] = {}
 
 
-def register(name: str):
-    def deco(fn: Suite) -> Suite:
-        SUITES[name] = fn
+def register(name: str, folder: str, *needs: str):
+    """Register ``fn(fixtures, folder)`` as suite ``name``, run on ``fixtures/<folder>`` when one of ``needs`` (files
+    in that folder) exists, else skipped (no cases)."""
+    def deco(fn):
+        def suite(fixtures: Path) -> Iterator[CaseResult]:
+            where = fixtures / folder
+            if needs and not any((where / n).exists() for n in needs):
+                return iter(())
+            return fn(fixtures, where)
+
+        SUITES[name] = suite
         return fn
     return deco
 
@@ -80,6 +88,12 @@ def _load_suites() -> None:
             # The suite exists but a package it needs is missing: report it as a failing case when run.
             msg = f"needs the package {e.name!r} (pip install -e '.[s2v]')"
             SUITES.setdefault(mod, lambda fixtures, mod=mod, msg=msg: iter([CaseResult(mod, error=msg)]))
+
+
+def get_suite(name: str) -> Suite:
+    """The registered suite ``name`` (every suite module imported first)."""
+    _load_suites()
+    return SUITES[name]
 
 
 def run_suites(fixtures: Path, only: list[str] | None = None) -> Iterator[CaseResult]:

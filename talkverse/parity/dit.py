@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..convert.wan_keys import original_to_diffusers
 from ..models.rope import rope_tables, token_positions
 from ..models.transformer_talkverse import TalkVerseTransformer3DModel
-from ..convert.wan_keys import original_to_diffusers
 from .common import CaseResult, register
 
 TOL = 1e-4  # relative, fp32
@@ -130,11 +130,8 @@ def run_case(model: TalkVerseTransformer3DModel, folder: Path, name: str) -> tup
     return res, out
 
 
-@register("dit")
-def run(fixtures: Path) -> Iterator[CaseResult]:
-    folder = fixtures / "dit_tiny"
-    if not (folder / "weights.safetensors").exists():
-        return
+@register("dit", "dit_tiny", "weights.safetensors")
+def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
     model = model_from_fixture(folder)
     outs = {}
     for f in sorted(folder.glob("case_*.safetensors")):

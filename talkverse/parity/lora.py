@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..convert.load_transformer import load_transformer
 from ..convert.wan_keys import diffusers_to_original
+from ..loaders.transformer import load_transformer
 from .common import CaseResult, register
 from .dit import TOL, case_inputs
 
@@ -29,12 +29,9 @@ def _fixture_config(fixtures: Path) -> dict:
     return cfg
 
 
-@register("lora")
-def run(fixtures: Path) -> Iterator[CaseResult]:
-    folder = fixtures / "lora"
+@register("lora", "lora", "talkverse_tiny_lora.safetensors")
+def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
     ckpt = folder / "talkverse_tiny_lora.safetensors"
-    if not ckpt.exists():
-        return
     manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
     cfg = _fixture_config(fixtures)
     forward = load_file(folder / "case_lora_forward.safetensors") if (folder / "case_lora_forward.safetensors").exists() \
@@ -61,7 +58,7 @@ def run(fixtures: Path) -> Iterator[CaseResult]:
                     e, _ = model.embed_time(inputs["timestep"])
                 h.remove()
                 res.check(key, out, forward[key], TOL)
-                if f"mid.time.e" in forward and alpha == manifest.get("alphas", [8])[0]:
+                if "mid.time.e" in forward and alpha == manifest.get("alphas", [8])[0]:
                     res.check("mid.time.e", e[0], forward["mid.time.e"], TOL)
                     res.check("mid.block.0.out", captured["block0"], forward["mid.block.0.out"], TOL)
         except Exception as exc:

@@ -4,7 +4,8 @@ Staged (every stage on the stored inputs, README "Suggested tests") and end to e
   pipeline/stages   - DiT cond/uncond per step from ``step_x``; scheduler replay from ``step_v_*``; VAE decode of the
                       stored latents (with the stored motion latents prepended); the motion re-encode.
   pipeline/e2e      - ``TalkVersePipeline.iter_clips`` in parity settings (drop first-clip motion, pixel motion carry,
-                      zero features past the audio, the fixture's size/frames), compared at every step.
+                      zero features past the audio, the fixture's size/frames), compared at every step through
+                      ``callback_on_step_end``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..audio.bucketing import bucket_columns
+from ..loaders.vae import load_original_vae
+from ..models.audio_columns import bucket_columns
 from ..models.vae import TalkVerseVAE
-from ..pipelines.pipeline_talkverse import ClipInputs, TalkVersePipeline
+from ..pipelines.pipeline_talkverse import TalkVersePipeline
 from ..pipelines.scheduling import make_scheduler, set_schedule
-from ..pipelines.timeline import MOTION_FRAMES
 from .common import CaseResult, register
 from .dit import model_from_fixture
 
@@ -31,7 +32,7 @@ def fixture_vae(folder: Path) -> TalkVerseVAE:
     cfg = json.loads((folder / "vae_tiny_config.json").read_text())
     dc = dict(cfg["diffusers_equivalent_config"])
     dc["latents_mean"], dc["latents_std"] = cfg["latent_mean"], cfg["latent_std"]
-    return TalkVerseVAE.from_original(folder / "vae_tiny.safetensors", config=dc)
+    return load_original_vae(folder / "vae_tiny.safetensors", config=dc)
 
 
 def fixture_pipeline(fixtures: Path) -> TalkVersePipeline:
@@ -40,20 +41,26 @@ def fixture_pipeline(fixtures: Path) -> TalkVersePipeline:
     return TalkVersePipeline(transformer=transformer, vae=vae, scheduler=make_scheduler(5.0))
 
 
-def fixture_inputs(pipe: TalkVersePipeline, data: dict, manifest: dict) -> ClipInputs:
+def fixture_call(data: dict, manifest: dict) -> dict:
+    """The pipeline arguments of the fixture's video: its reference image at size, the reference bucketing of the
+    audio features (one column per frame, zero feature vectors past the audio's end), its embeddings and noise."""
     h, w = manifest["pixel_hw"]
     n, clips = manifest["infer_frames"], manifest["clips"]
+    return dict(image=data["in.ref_image_u8"].numpy(), height=h, width=w, frames_per_clip=n,
+                audio_features=bucket_columns(data["in.audio_feats_25fps"], clips * n),
+                prompt_embeds=data["in.context"], negative_prompt_embeds=data["in.context_null"],
+                latents=[data[f"clip{r}.noise"] for r in range(clips)], num_inference_steps=manifest["sampling_steps"],
+                guidance_scale=manifest["guide_scale"], first_clip_motion="drop", cfg_batch=True, progress=False)
+
+
+def ref_latents(pipe: TalkVersePipeline, data: dict) -> torch.Tensor:
     img = data["in.ref_image_u8"].permute(2, 0, 1).float() / 255.0 * 2.0 - 1.0  # already at size: resize = identity
-    ref = pipe.encode_video(img[None, :, None])
-    # Reference bucketing: one column per frame, zero feature vectors past the audio's end.
-    audio = bucket_columns(data["in.audio_feats_25fps"], clips * n)
-    return ClipInputs(ref_latents=ref, context=data["in.context"], context_null=data["in.context_null"], audio=audio,
-                      num_clips=clips, frames_per_clip=n, height=h, width=w)
+    return pipe.encode_video(img[None, :, None])
 
 
 def _stages(pipe: TalkVersePipeline, data: dict, manifest: dict, res: CaseResult) -> None:
-    inputs = fixture_inputs(pipe, data, manifest)
-    res.check("ref_latents", inputs.ref_latents, data["mid.ref_latents"], TOL)
+    res.check("ref_latents", ref_latents(pipe, data), data["mid.ref_latents"], TOL)
+    audio_all = bucket_columns(data["in.audio_feats_25fps"], manifest["clips"] * manifest["infer_frames"])
     tr, n = pipe.transformer, manifest["infer_frames"]
     steps, shift, g = manifest["sampling_steps"], manifest["shift"], manifest["guide_scale"]
     from ..models.text_encoder import pad_context
@@ -64,7 +71,7 @@ def _stages(pipe: TalkVersePipeline, data: dict, manifest: dict, res: CaseResult
     for r in range(manifest["clips"]):
         p = f"clip{r}."
         audio = data[p + "audio_input"]
-        res.check(p + "audio_input", inputs.audio[..., r * n:(r + 1) * n], audio, TOL)
+        res.check(p + "audio_input", audio_all[..., r * n:(r + 1) * n], audio, TOL)
         motion = data.get(p + "motion_latents") if not int(data[p + "drop_motion_frames"].item()) else None
         with torch.no_grad():
             for i, t in enumerate(data[p + "timesteps"]):
@@ -89,32 +96,30 @@ def _stages(pipe: TalkVersePipeline, data: dict, manifest: dict, res: CaseResult
 
 
 def _end_to_end(pipe: TalkVersePipeline, data: dict, manifest: dict, res: CaseResult) -> None:
-    inputs = fixture_inputs(pipe, data, manifest)
     clips, seen = manifest["clips"], {}
 
-    def trace(kind: str, r: int, d: dict) -> None:
-        if kind == "step":
-            seen.setdefault((r, "x"), []).append(d["x"][0])
-            seen.setdefault((r, "vc"), []).append(d["v_cond"][0])
-            seen.setdefault((r, "vu"), []).append(d["v_uncond"][0])
-        elif kind == "latents":
-            seen[(r, "latents")] = d["latents"][0]
-        elif kind == "clip_inputs" and d["motion_latents"] is not None:
+    def record(p, i: int, t, d: dict) -> dict:
+        r = p.current_clip
+        seen.setdefault((r, "after"), []).append(d["latents"][0])
+        seen.setdefault((r, "vc"), []).append(d["noise_pred_cond"][0])
+        seen.setdefault((r, "vu"), []).append(d["noise_pred_uncond"][0])
+        if d["motion_latents"] is not None:
             seen[(r, "motion")] = d["motion_latents"]
+        return {}
 
-    noise = [data[f"clip{r}.noise"] for r in range(clips)]
-    frames = list(pipe.iter_clips(inputs, seed=manifest["seed"], num_inference_steps=manifest["sampling_steps"],
-                                  shift=manifest["shift"], guidance_scale=manifest["guide_scale"], noise=noise,
-                                  cfg_batch=True, trace=trace, progress=False))
+    call = fixture_call(data, manifest)
+    frames = list(pipe.iter_clips(**call, callback_on_step_end=record, callback_on_step_end_tensor_inputs=[
+        "latents", "noise_pred_cond", "noise_pred_uncond", "motion_latents"]))
     video = torch.cat(frames, dim=1)
     for r in range(clips):
         p = f"clip{r}."
         if (r, "motion") in seen:
             res.check(p + "motion_latents", seen[(r, "motion")], data[p + "motion_latents"], TOL)
-        res.check(p + "step_x", torch.stack(seen[(r, "x")]), data[p + "step_x"], TOL)
+        steps_in = [call["latents"][r].reshape(data[p + "step_x"][0].shape)] + seen[(r, "after")][:-1]
+        res.check(p + "step_x", torch.stack(steps_in), data[p + "step_x"], TOL)
         res.check(p + "step_v_cond", torch.stack(seen[(r, "vc")]), data[p + "step_v_cond"], TOL)
         res.check(p + "step_v_uncond", torch.stack(seen[(r, "vu")]), data[p + "step_v_uncond"], TOL)
-        res.check(p + "latents", seen[(r, "latents")], data[p + "latents"], TOL)
+        res.check(p + "latents", seen[(r, "after")][-1], data[p + "latents"], TOL)
     res.check_exact("out.num_frames", torch.tensor([video.shape[1]]), data["out.num_frames"])
     res.check("out.video", video, data["out.video"], TOL)
 
@@ -123,7 +128,8 @@ def _decode_and_motion(pipe: TalkVersePipeline, data: dict, manifest: dict, res:
     """Decode of each clip's stored latents (motion prepended for r >= 1) and the re-encode of the motion buffer."""
     n, clips = manifest["infer_frames"], manifest["clips"]
     h, w = manifest["pixel_hw"]
-    buffer = torch.zeros(1, 3, MOTION_FRAMES, h, w)
+    motion_frames = pipe.transformer.config.motion_frames
+    buffer = torch.zeros(1, 3, motion_frames, h, w)
     pieces = []
     for r in range(clips):
         p = f"clip{r}."
@@ -131,17 +137,14 @@ def _decode_and_motion(pipe: TalkVersePipeline, data: dict, manifest: dict, res:
         if r > 0:
             res.check(p + "reencoded_motion", pipe.encode_video(buffer), motion, TOL)
         keep = n - 3 if r == 0 else n
-        kept = torch.cat(list(pipe.decode_clip(data[p + "latents"][None], motion if r > 0 else None, keep)), dim=1)
+        kept = pipe.decode_clip(data[p + "latents"][None], motion if r > 0 else None, keep)
         pieces.append(kept)
-        buffer = torch.cat([buffer, kept[None]], dim=2)[:, :, -MOTION_FRAMES:]
+        buffer = torch.cat([buffer, kept[None]], dim=2)[:, :, -motion_frames:]
     res.check("decoded_video", torch.cat(pieces, dim=1), data["out.video"], TOL)
 
 
-@register("pipeline")
-def run(fixtures: Path) -> Iterator[CaseResult]:
-    folder = fixtures / "pipeline"
-    if not (folder / "pipeline.safetensors").exists():
-        return
+@register("pipeline", "pipeline", "pipeline.safetensors")
+def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
     manifest = json.loads((folder / "manifest.json").read_text())
     data = load_file(folder / "pipeline.safetensors")
     try:

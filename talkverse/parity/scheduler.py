@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..pipelines.scheduling import dub_init, dub_schedule, make_scheduler, reference_table, set_schedule
-from .common import CaseResult, rel_err, register
+from .common import CaseResult, register, rel_err
 
 SIGMA_TOL = 1e-7  # max abs on the float32 sigma tables (observed: 0)
 TRAJ_TOL = 1e-6  # relative, per latent (observed: 0)
@@ -54,11 +54,8 @@ def _check_steps(res: CaseResult, label: str, ours: list[torch.Tensor], expected
     res.details.append((f"{label} (max rel over {len(expected)})", max(errs), tol))
 
 
-@register("scheduler")
-def run(fixtures: Path) -> Iterator[CaseResult]:
-    folder = fixtures / "scheduler"
-    if not (folder / "tables.safetensors").exists() and not (folder / "trajectories.safetensors").exists():
-        return
+@register("scheduler", "scheduler", "tables.safetensors", "trajectories.safetensors")
+def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
     manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
 
     # Tables: timesteps exact, sigmas <= 1e-7 max abs, both from diffusers and from the independent numpy rule.

@@ -10,18 +10,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..models.text_encoder import TextEncoder, pad_context
+from ..loaders.text_encoder import load_original_text_encoder
+from ..models.text_encoder import pad_context
 from .common import CaseResult, register
 
 TOL = 1e-5  # relative, fp32
 ZERO_TOL = 0.0  # padded rows must be exact zeros
 
 
-@register("t5")
-def run(fixtures: Path) -> Iterator[CaseResult]:
-    folder = fixtures / "t5"
-    if not (folder / "config.json").exists():
-        return
+@register("t5", "t5", "config.json")
+def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
     cfg = json.loads((folder / "config.json").read_text())
     config, text_len = cfg["transformers_equivalent_config"], cfg["text_len"]
     data = load_file(folder / "expected.safetensors")
@@ -29,7 +27,7 @@ def run(fixtures: Path) -> Iterator[CaseResult]:
     for ext in ("pth", "safetensors"):
         res = CaseResult(f"t5/{ext}")
         try:
-            te = TextEncoder.from_original(folder / f"t5_tiny.{ext}", config=config, text_len=text_len,
+            te = load_original_text_encoder(folder / f"t5_tiny.{ext}", config=config, text_len=text_len,
                                            torch_dtype=torch.float32)
             ctx = te.encode_ids(ids, mask)
             res.check_exact("seq_lens", torch.tensor([c.shape[0] for c in ctx]), data["seq_lens"])

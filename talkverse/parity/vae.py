@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..models.vae import TalkVerseVAE
+from ..loaders.vae import load_original_vae
 from .common import CaseResult, register
 
 TOL = 1e-4  # relative, fp32
@@ -24,17 +24,14 @@ def fixture_config(folder: Path) -> dict:
     return dc
 
 
-@register("vae")
-def run(fixtures: Path) -> Iterator[CaseResult]:
-    folder = fixtures / "vae"
-    if not (folder / "config.json").exists():
-        return
+@register("vae", "vae", "config.json")
+def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
     config = fixture_config(folder)
     models = {}
     for ext in ("pth", "safetensors"):
         res = CaseResult(f"vae/load_{ext}")
         try:
-            models[ext] = TalkVerseVAE.from_original(folder / f"Wan2.2_VAE_tiny.{ext}", config=config)
+            models[ext] = load_original_vae(folder / f"Wan2.2_VAE_tiny.{ext}", config=config)
             n = sum(p.numel() for p in models[ext].vae.parameters())
             res.check_exact("num_parameters", torch.tensor([n]),
                             torch.tensor([json.loads((folder / "config.json").read_text())["num_parameters"]]))

@@ -203,15 +203,3 @@ def apply_optimizations(pipe_or_model, opts: PerfOptions, device: torch.device |
                 pipe.text_encoder.to("cpu")
         pipe.perf_options = opts
     return pipe_or_model
-
-
-# ------------------------------------------------------------------ generate.py (--profile and the single flags)
-def profile_load_flags(args) -> None:
-    """Set the loader flags a profile needs before anything is loaded (umT5 on the CPU, encoder offload, bf16)."""
-    opts = resolve_profile(getattr(args, "profile", None))
-    if opts.t5_cpu:
-        args.t5_cpu = True
-    if opts.offload_encoders:
-        args.offload_model = True
-    if opts.dtype == "bf16":
-        args.convert_model_dtype = True

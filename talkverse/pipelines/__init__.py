@@ -1,6 +1,4 @@
-"""Pipelines and their sampling schedule (``scheduling``)."""
-
-from .loading import load_pipeline
-from .pipeline_talkverse import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, TalkVersePipeline, TalkVersePipelineOutput
-
-__all__ = ["DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT", "TalkVersePipeline", "TalkVersePipelineOutput", "load_pipeline"]
+"""The TalkVersePipeline (``pipeline_talkverse``) and its parts: argument checks, components built once, conditioning,
+CFG (``guidance``), dubbing, outputs, the sampling schedule (``scheduling``), clip bookkeeping (``timeline``), the
+default prompts (``prompts``, no torch) and the loader (``loading``). Import the submodules; ``talkverse`` exports
+the pipeline and ``load_pipeline``."""

@@ -1,9 +1,10 @@
-"""TalkVersePipeline: portrait + speech + prompt -> lip-synced mp4, clip by clip (inference.md §3-§12).
+"""TalkVersePipeline: portrait + speech waveform + prompt -> lip-synced frames, clip by clip (inference.md §3-§12).
 
-Components (diffusers conventions, passed in, never built inside): ``transformer`` (TalkVerseTransformer3DModel),
-``vae`` (diffusers AutoencoderKLWan), ``scheduler`` (UniPCMultistepScheduler; rebuilt per call with the explicit-sigma
-recipe, its stored config is never trusted), and the optional encoders ``text_encoder`` + ``tokenizer`` (umT5) and
-``audio_encoder`` + ``feature_extractor`` (wav2vec2). Without encoders, pass ``prompt_embeds`` / ``audio_features``.
+The pipeline computes; it reads and writes no files (``talkverse.runner`` decodes inputs and writes mp4s). Components
+(diffusers conventions, built once and passed in): ``transformer`` (TalkVerseTransformer3DModel), ``vae`` (diffusers
+AutoencoderKLWan), ``scheduler`` (a flow UniPC from ``make_scheduler(shift)``; its table is set per clip), and the
+optional encoders ``text_encoder`` + ``tokenizer`` (umT5) and ``audio_encoder`` + ``feature_extractor`` (wav2vec2).
+Without encoders pass ``prompt_embeds`` / ``audio_features``.
 
 Shapes at the real size (704x1280, F = 120 frames per clip): latents [1, 48, 30, 44, 80], motion latents
 [1, 48, 19, 44, 80], ref latent [1, 48, 1, 44, 80], audio features [1, 25, 1024, R F], one clip's kept frames
@@ -13,515 +14,363 @@ Shapes at the real size (704x1280, F = 120 frames per clip): latents [1, 48, 30,
 from __future__ import annotations
 
 import contextlib
-import gc
-import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+import itertools
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput
 from tqdm.auto import tqdm
 
-from ..audio.bucketing import bucket_columns
-from ..models.text_encoder import TextEncoder, pad_context
-from ..models.vae import TalkVerseVAE
-from .scheduling import dub_schedule, make_scheduler, set_schedule
-from .timeline import (MOTION_FRAMES, MOTION_LATENTS, SAMPLES_PER_FRAME, ClipPlan, audio_frames, check_infer_frames,
-                       clip_output_range, plan_clips, video_lead_frames)
+from ..media.fitting import fit_image
+from ..media.image import to_rgb
+from ..media.sizes import choose_bucket
+from ..models.audio_columns import bucket_columns
+from ..models.text_encoder import pad_context
+from ..models.transformer_talkverse import TalkVerseTransformer3DModel
+from ..parallel.state import SingleProcess
+from .checks import check_call, check_motion_size, check_output_type, signature_of_call
+from .components import ComponentsMixin
+from .conditioning import SamplingSettings, VideoConditioning, clip_generator, clip_noise
+from .dubbing import DubSource
+from .guidance import branch_velocities, guide
+from .output import TalkVersePipelineOutput, postprocess_video
+from .prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
+from .scheduling import dub_schedule, set_schedule
+from .timeline import ClipGeometry, ClipPlan, plan_clips, plan_from_features, video_lead_frames
 
-DEFAULT_PROMPT = "A person is speaking to the camera."
-# The s2v-5B config's negative prompt, verbatim (inference.md §5).
-DEFAULT_NEGATIVE_PROMPT = (
-    "画面模糊，最差质量，画面模糊，细节模糊不清，情绪激动剧烈，手快速抖动，字幕，丑陋的，残缺的，多余的手指，画得不好的手部，"
-    "画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
-)
 START_FROM_REF_COPIES = 6  # start_from_ref motion pixels: 67 zero frames + 6 copies of the reference image
+CALLBACK_TENSOR_INPUTS = ["latents", "noise_pred", "noise_pred_cond", "noise_pred_uncond", "motion_latents",
+                          "ref_latents", "prompt_embeds", "negative_prompt_embeds"]
 
 
-@dataclass
-class TalkVersePipelineOutput(BaseOutput):
-    """``video_path`` when written to a file; ``frames`` ([T, H, W, 3] uint8) when ``output_type="np"``."""
-
-    video_path: Path | None
-    frames: np.ndarray | None
-    seed: int
-    plan: ClipPlan | None
-    size: tuple[int, int]
-    timings: dict = field(default_factory=dict)
-
-
-@dataclass
-class ClipInputs:
-    """Everything the clip loop needs that is computed once per video."""
-
-    ref_latents: torch.Tensor  # [1, 48, 1, h, w]
-    context: torch.Tensor  # [L, text_dim] (trimmed prompt)
-    context_null: torch.Tensor  # [L', text_dim] (trimmed negative prompt)
-    audio: torch.Tensor  # [1, 25, C_a, R F] conditioning features (columns of clip r: [rF, (r+1)F))
-    num_clips: int
-    frames_per_clip: int
-    height: int
-    width: int
-
-
-# The frame packer's coarsest kernel is 8x8 latent cells (16 px each): a smaller video cannot carry motion tokens.
-MIN_MOTION_SIZE = 128
-
-
-def _check_motion_size(height: int, width: int, uses_motion: bool) -> None:
-    if uses_motion and min(height, width) < MIN_MOTION_SIZE:
-        raise ValueError(f"{height}x{width} is too small for motion tokens (more than one clip, or first_clip_motion "
-                         f"'zeros'): the frame packer's 4x kernel needs at least {MIN_MOTION_SIZE}x{MIN_MOTION_SIZE}")
-
-
-def resolve_bucket(height: int, width: int, bucket: str) -> tuple[int, int]:
-    """A bucket table name (nearest aspect ratio) or a fixed ``HxW`` (multiples of 32; for small models)."""
-    import re
-
-    from ..video.buckets import BUCKETS, choose_bucket
-
-    if bucket in BUCKETS:
-        return choose_bucket(height, width, bucket)
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", bucket)
-    if m is None or int(m.group(1)) % 32 or int(m.group(2)) % 32 or not int(m.group(1)) or not int(m.group(2)):
-        raise ValueError(f"size bucket {bucket!r}: use {', '.join(BUCKETS)} or a fixed HxW with multiples of 32")
-    return int(m.group(1)), int(m.group(2))
-
-
-class _RemoteDub:
-    """What a non-host rank needs to know about dubbing (the host computes and broadcasts the latents)."""
-
-    def __init__(self, strength: float, ref_mode: str):
-        self.strength, self.ref_mode = strength, ref_mode
-
-
-def _check_first_clip_motion(value: str) -> None:
-    if value not in ("drop", "zeros"):
-        raise ValueError(f"first_clip_motion must be 'drop' or 'zeros', got {value!r}")
-
-
-class TalkVersePipeline(DiffusionPipeline):
+class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->audio_encoder->transformer->vae"
     # Optional: ranks other than the host in a multi-rank run hold only the transformer.
     _optional_components = ["vae", "text_encoder", "tokenizer", "audio_encoder", "feature_extractor"]
+    _callback_tensor_inputs = CALLBACK_TENSOR_INPUTS
 
-    def __init__(self, transformer, vae, scheduler, text_encoder=None, tokenizer=None, audio_encoder=None,
+    def __init__(self, transformer: TalkVerseTransformer3DModel, vae, scheduler, text_encoder=None, tokenizer=None, audio_encoder=None,
                  feature_extractor=None, first_clip_motion: str = "drop"):
         super().__init__()
         self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
                               tokenizer=tokenizer, audio_encoder=audio_encoder, feature_extractor=feature_extractor)
         # The model's default for the first clip's motion tokens (model_index.json): "drop" (the reference, s2v-5B) or
         # "zeros" (19 zero latents, as in training; the demo model, whose first clip barely moves with "drop").
-        _check_first_clip_motion(first_clip_motion)
+        if first_clip_motion not in ("drop", "zeros"):
+            raise ValueError(f"first_clip_motion must be 'drop' or 'zeros', got {first_clip_motion!r}")
         self.register_to_config(first_clip_motion=first_clip_motion)
         self.offload_encoders = False  # move T5 / wav2vec2 to the device only while they run
         self.t5_cpu = False  # run umT5 on the CPU (--t5_cpu)
-
-    # ------------------------------------------------------------------ component wrappers
-    @property
-    def vae_wrapper(self) -> TalkVerseVAE:
-        if getattr(self, "_vae_wrapper", None) is None or self._vae_wrapper.vae is not self.vae:
-            self._vae_wrapper = TalkVerseVAE(self.vae)
-        return self._vae_wrapper
+        self.parallel = SingleProcess()  # enable_parallel() installs a multi-rank layout
+        self._codecs: dict[str, tuple] = {}
+        self._current_clip = self._num_clips = 0
 
     @property
-    def exec_device(self) -> torch.device:
-        from ..perf.optimize import onload_device
+    def current_clip(self) -> int:
+        """The clip being generated (for ``callback_on_step_end``)."""
+        return self._current_clip
 
-        return onload_device(self.transformer)  # the group-offload onload device when the DiT is offloaded
+    @property
+    def num_clips(self) -> int:
+        """The clip count of the running call."""
+        return self._num_clips
 
-    def enable_optimizations(self, profile: str | None = None, device: torch.device | str | None = None, **options):
-        """Apply a performance profile ("default", "fast", "low_vram") and/or single options (``dtype``,
-        ``attention_backend``, ``compile``, ``fp8``, ``group_offload``, ``offload_encoders``, ``t5_cpu``); see
-        :mod:`talkverse.perf.optimize`."""
-        from ..perf.optimize import apply_optimizations, resolve_profile
+    def geometry(self, frames_per_clip: int) -> ClipGeometry:
+        return ClipGeometry.from_configs(frames_per_clip, self.transformer.config,
+                                         None if self.vae is None else self.vae.config)
 
-        return apply_optimizations(self, resolve_profile(profile, **options), device)
+    def plan_video(self, num_samples: int | None = None, *, audio_columns: int | None = None,
+                   frames_per_clip: int = 120, num_clips: int | None = None, sync_shift_frames: int | None = None,
+                   start_from_ref: bool = False) -> ClipPlan:
+        """The clips and frames of a video for ``num_samples`` of 16 kHz audio, or for conditioning features with
+        ``audio_columns`` columns (arguments as in ``__call__``)."""
+        geometry = self.geometry(frames_per_clip)
+        if audio_columns is not None:
+            if num_clips is not None:
+                audio_columns = min(audio_columns, num_clips * geometry.frames_per_clip)
+            return plan_from_features(audio_columns, geometry, start_from_ref)
+        shift = video_lead_frames(geometry, start_from_ref) if sync_shift_frames is None else sync_shift_frames
+        return plan_clips(num_samples, geometry, num_clips, shift, start_from_ref)
 
-    @contextlib.contextmanager
-    def _on(self, module: torch.nn.Module | None, device: torch.device):
-        """Run ``module`` on ``device``; with ``offload_encoders`` move it back to the CPU afterwards."""
-        if module is None:
-            yield
-            return
-        prev = next(module.parameters()).device
-        module.to(device)
-        try:
-            yield
-        finally:
-            if self.offload_encoders and prev.type == "cpu" and device.type != "cpu":
-                module.to("cpu")
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+    def enable_parallel(self, state) -> "TalkVersePipeline":
+        """Generate every video on the ranks of ``state`` (a ``talkverse.parallel.state.ParallelState``): Ulysses
+        sequence parallelism over ``state.sp_group`` and, with ``state.cfg_parallel``, one CFG branch per rank group.
+        The one place parallelism is installed; call it on every rank (the host holds the encoders and the VAE)."""
+        from ..parallel.ulysses import apply_sequence_parallel
 
-    def free_text_encoder(self) -> None:
-        """Drop umT5 after the prompts are encoded (11.4 GB in bf16 at full size)."""
-        self.text_encoder = None
-        self.register_to_config(text_encoder=(None, None))
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        self.parallel = state
+        if state.sp_size > 1:
+            apply_sequence_parallel(self.transformer, state.sp_group)
+        return self
 
     # ------------------------------------------------------------------ once-per-video encodings
     @torch.no_grad()
     def encode_prompt(self, prompt: str, negative_prompt: str | None = None,
                       device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(context [L, D], context_null [L', D]) in fp32, each trimmed to its real token length."""
+        """(prompt_embeds [L, D], negative_prompt_embeds [L', D]) in fp32 on the CPU, each trimmed to its real token
+        length. ``negative_prompt`` None: the s2v-5B negative prompt."""
         if self.text_encoder is None or self.tokenizer is None:
-            raise ValueError("this pipeline has no text encoder/tokenizer: pass prompt_embeds and "
+            raise ValueError("prompt: this pipeline has no text encoder/tokenizer; pass prompt_embeds and "
                              "negative_prompt_embeds")
         neg = DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
         run_on = torch.device("cpu") if self.t5_cpu else (device or self.exec_device)
-        text_len = self.transformer.config.text_len
-        enc = TextEncoder(self.text_encoder, self.tokenizer, text_len=max(text_len, 1))
         with self._on(self.text_encoder, run_on):
-            ctx, ctx_null = enc.encode([prompt, neg], output_device="cpu")
+            ctx, ctx_null = self.text_codec.encode([prompt, neg], output_device="cpu")
         return ctx.float(), ctx_null.float()
 
     @torch.no_grad()
-    def encode_audio_waveform(self, waveform: np.ndarray, plan: ClipPlan,
-                              device: torch.device | None = None) -> torch.Tensor:
-        """16 kHz mono audio -> conditioning features [1, 25, C, R F] (fp32, CPU).
+    def encode_audio(self, waveform: np.ndarray, plan, device: torch.device | None = None) -> torch.Tensor:
+        """16 kHz mono waveform -> conditioning features [1, 25, C, R F] (fp32, CPU) for ``plan``.
 
         ``plan.sync_shift_frames`` * 640 samples of silence are prepended and silence is appended up to R F frames
         (inference.md §4, §9), so every clip sees real wav2vec2 features of silence rather than zero vectors."""
         if self.audio_encoder is None or self.feature_extractor is None:
-            raise ValueError("this pipeline has no audio encoder: pass audio_features")
-        from ..audio.wav2vec import Wav2Vec2Features
+            raise ValueError("audio: this pipeline has no audio encoder; pass audio_features")
+        from ..media.constants import SAMPLES_PER_FRAME
 
         shift = plan.sync_shift_frames * SAMPLES_PER_FRAME
         cond = np.zeros(plan.conditioning_samples, dtype=np.float32)
         n = min(len(waveform), plan.conditioning_samples - shift)
         cond[shift:shift + n] = waveform[:n]
         with self._on(self.audio_encoder, device or self.exec_device):
-            fx = Wav2Vec2Features.__new__(Wav2Vec2Features)  # wrap without moving/casting the shared module
-            fx.model, fx.feature_extractor, fx.device = self.audio_encoder, self.feature_extractor, \
-                next(self.audio_encoder.parameters()).device
-            feats = fx.features_25fps(cond)  # [25, A, C], A = R F
+            feats = self.audio_codec.features_25fps(cond)  # [25, A, C], A = R F
         return bucket_columns(feats, plan.audio_columns)
 
     @torch.no_grad()
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
         """[1, 3, T, H, W] in [-1, 1] -> normalised latents [1, 48, 1 + (T-1)//4, H/16, W/16] fp32."""
-        return self.vae_wrapper.encode(frames.to(self.vae.device, torch.float32))
+        return self.vae_codec.encode(frames.to(self.vae.device, torch.float32))
+
+    def prepare_conditioning(self, image, audio, prompt, negative_prompt, height, width, size_bucket, image_fit,
+                             frames_per_clip, num_clips, sync_shift_frames, start_from_ref, prompt_embeds,
+                             negative_prompt_embeds, audio_features) -> tuple[VideoConditioning, torch.Tensor]:
+        """The once-per-video encodings (arguments as in ``__call__``) and the reference pixels [1, 3, 1, H, W]."""
+        img = to_rgb(image)
+        if height is None:
+            height, width = choose_bucket(img.height, img.width, size_bucket)
+        plan_args = dict(frames_per_clip=frames_per_clip, num_clips=num_clips, sync_shift_frames=sync_shift_frames,
+                         start_from_ref=start_from_ref)
+        if audio_features is None:
+            waveform = np.asarray(audio.cpu() if torch.is_tensor(audio) else audio, dtype=np.float32).reshape(-1)
+            plan = self.plan_video(len(waveform), **plan_args)
+            feats = self.encode_audio(waveform, plan)
+        else:
+            plan = self.plan_video(audio_columns=audio_features.shape[-1], **plan_args)
+            feats = audio_features[..., :plan.audio_columns].float().cpu()
+        ref_px = fit_image(img, height, width, mode=image_fit)[None, :, None]
+        if prompt_embeds is None:
+            ctx, ctx_null = self.encode_prompt(DEFAULT_PROMPT if prompt is None else prompt, negative_prompt)
+        else:
+            ctx, ctx_null = prompt_embeds.float(), negative_prompt_embeds.float()
+        cond = VideoConditioning(self.encode_video(ref_px), ctx, ctx_null, feats, plan, height, width)
+        return cond, ref_px
 
     # ------------------------------------------------------------------ sampling
-    def _noise(self, clip: int, seed: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-        gen = torch.Generator(device=device).manual_seed(seed + clip)
-        return torch.randn(shape, generator=gen, device=device, dtype=torch.float32)
+    def set_timesteps(self, num_inference_steps: int, dub_strength: float | None, device: torch.device):
+        """Set the scheduler's table for one clip (resetting its state): (timesteps, the dubbing schedule or None)."""
+        if dub_strength is None:
+            return set_schedule(self.scheduler, num_inference_steps, device=device), None
+        dub = dub_schedule(self.scheduler, num_inference_steps, dub_strength, device=device)
+        return dub.timesteps, dub
 
     @torch.no_grad()
-    def denoise_clip(self, latents: torch.Tensor, inputs: ClipInputs, clip: int, motion_latents: torch.Tensor | None,
-                     num_inference_steps: int, shift: float, guidance_scale: float, cfg_batch: bool = True,
-                     dub_strength: float | None = None, solver: str = "unipc", step_callback: Callable[[int, dict], None] | None = None,
-                     progress: bool = True) -> torch.Tensor:
-        """Sample one clip from ``latents`` [1, 48, F_lat, h, w] (noise, or the dubbing init). Returns fp32 latents.
-
-        CFG: cond = (prompt, audio), uncond = (negative prompt, zero audio through the encoder), the same ref/motion/t;
-        v = v_u + g (v_c - v_u); only the cond pass when g <= 1. Both branches run as one batch of 2 (``cfg_batch``)."""
+    def denoise_clip(self, latents: torch.Tensor, cond: VideoConditioning, clip: int, motion_latents, timesteps,
+                     guidance_scale: float, cfg_batch: bool = True, callback_on_step_end=None,
+                     callback_on_step_end_tensor_inputs=("latents",), progress: bool = True) -> torch.Tensor:
+        """Sample clip ``clip`` from ``latents`` [1, 48, F_lat, h, w] (noise, or the dubbing init) over ``timesteps``
+        (the scheduler already set by :meth:`set_timesteps`). Returns fp32 latents. CFG: talkverse.pipelines.guidance.
+        """
         tr = self.transformer
         dev, dtype = self.exec_device, next(tr.parameters()).dtype
-        f = inputs.frames_per_clip
-        audio = inputs.audio[..., clip * f:(clip + 1) * f].to(dev, dtype)
-        ctx = pad_context([inputs.context], tr.config.text_len).to(dev, dtype)
-        ctx_null = pad_context([inputs.context_null], tr.config.text_len).to(dev, dtype)
-        ref = inputs.ref_latents.to(dev, dtype)
+        audio = cond.clip_audio(clip).to(dev, dtype)
+        ctx = pad_context([cond.context], tr.config.text_len).to(dev, dtype)
+        ctx_null = pad_context([cond.context_null], tr.config.text_len).to(dev, dtype)
+        ref = cond.ref_latents.to(dev, dtype)
         motion = None if motion_latents is None else motion_latents.to(dev, dtype)
-        use_cfg = guidance_scale > 1.0
-        # Audio tokens are constant within a clip: encode both branches once.
-        if use_cfg:
+        uncond = None
+        if guidance_scale > 1.0:  # audio tokens are constant within a clip: encode both branches once
             emb = tr.encode_audio(torch.cat([audio, torch.zeros_like(audio)]))
-            emb_c = tuple(e[:1] for e in emb)
-            emb_u = tuple(e[1:] for e in emb)
+            branch = {"encoder_hidden_states": ctx, "audio_embeds": tuple(e[:1] for e in emb)}
+            uncond = {"encoder_hidden_states": ctx_null, "audio_embeds": tuple(e[1:] for e in emb)}
         else:
-            emb_c = tr.encode_audio(audio)
-
-        scheduler = make_scheduler(shift, solver)
-        if dub_strength is None:
-            timesteps = set_schedule(scheduler, num_inference_steps, device=dev)
-        else:  # truncated table, started at its first kept index (set_begin_index inside)
-            timesteps = dub_schedule(scheduler, num_inference_steps, dub_strength, device=dev).timesteps
+            branch = {"encoder_hidden_states": ctx, "audio_embeds": tr.encode_audio(audio)}
+        forward = lambda **kw: tr(**kw).sample  # noqa: E731
         x = latents.to(dev, torch.float32)
         bar = self.progress_bar(total=len(timesteps)) if progress else contextlib.nullcontext()
         with bar as pbar:
             for i, t in enumerate(timesteps):
-                xin = x.to(dtype)
-                tt = t.reshape(1).to(dev, torch.float32)
-                v_c, v_u = self._velocities(xin, tt, ctx, ctx_null, ref, motion, emb_c, emb_u if use_cfg else None,
-                                            cfg_batch)
-                v = v_u + guidance_scale * (v_c - v_u) if use_cfg else v_c
-                if step_callback is not None:
-                    step_callback(i, {"x": x, "t": t, "v_cond": v_c, "v_uncond": v_u, "v": v})
-                x = scheduler.step(v, t, x, return_dict=False)[0]
+                shared = {"hidden_states": x.to(dtype), "timestep": t.reshape(1).to(dev, torch.float32),
+                          "ref_latents": ref, "motion_latents": motion}
+                v_c, v_u = branch_velocities(forward, shared, branch, uncond, cfg_batch, self.parallel)
+                v = guide(v_c, v_u, guidance_scale)
+                x = self.scheduler.step(v, t, x, return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    named = {"latents": x, "noise_pred": v, "noise_pred_cond": v_c, "noise_pred_uncond": v_u,
+                             "motion_latents": motion_latents, "ref_latents": cond.ref_latents,
+                             "prompt_embeds": cond.context, "negative_prompt_embeds": cond.context_null}
+                    out = callback_on_step_end(self, i, t, {k: named[k] for k in callback_on_step_end_tensor_inputs})
+                    x = (out or {}).get("latents", x)
                 if pbar is not None:
                     pbar.update()
         return x
 
-    def _forward(self, **kw) -> torch.Tensor:
-        """One DiT forward: plain, or Ulysses SP over this rank's SP group."""
-        par = getattr(self, "parallel", None)
-        if par is not None and par.sp_size > 1:
-            from ..parallel.ulysses import sp_forward
-
-            return sp_forward(self.transformer, par.sp_group, **kw)
-        return self.transformer(**kw).sample
-
-    def _velocities(self, x, t, ctx, ctx_null, ref, motion, emb_c, emb_u, cfg_batch: bool):
-        """(v_cond, v_uncond or None). CFG as one batch of 2, two passes, or (cfg_parallel) one branch per rank
-        group followed by an all_gather of the two velocities."""
-        par = getattr(self, "parallel", None)
-        one = lambda c, e: self._forward(hidden_states=x, timestep=t, encoder_hidden_states=c,  # noqa: E731
-                                         ref_latents=ref, motion_latents=motion, audio_embeds=e)
-        if emb_u is None:
-            return one(ctx, emb_c), None
-        if par is not None and par.cfg_parallel:
-            import torch.distributed as dist
-
-            mine = one(ctx, emb_c) if par.cfg_rank == 0 else one(ctx_null, emb_u)
-            both = [torch.empty_like(mine) for _ in range(2)]
-            dist.all_gather(both, mine.contiguous(), group=par.cfg_group)
-            return both[0], both[1]
-        if cfg_batch:
-            two = lambda z: z.expand(2, *z.shape[1:])  # noqa: E731
-            v = self._forward(hidden_states=two(x), timestep=t.expand(2), encoder_hidden_states=torch.cat([ctx, ctx_null]),
-                              ref_latents=two(ref), motion_latents=None if motion is None else two(motion),
-                              audio_embeds=tuple(torch.cat([c, u]) for c, u in zip(emb_c, emb_u)))
-            return v[:1], v[1:]
-        return one(ctx, emb_c), one(ctx_null, emb_u)
-
     @torch.no_grad()
-    def decode_clip(self, latents: torch.Tensor, motion_latents: torch.Tensor | None, keep: int) -> Iterator[torch.Tensor]:
-        """Decode a clip with a fresh causal cache, streaming: yields kept frames [3, n, H, W] (fp32, [-1, 1]) in order.
+    def decode_clip(self, latents: torch.Tensor, motion_latents: torch.Tensor | None, keep: int) -> torch.Tensor:
+        """Decode a clip with a fresh causal cache: its kept frames [3, keep, H, W] (fp32, [-1, 1]).
 
         First clip: only its own latents (F/4 -> F-3 frames). Continuation: concat(19 motion, F/4 new) -> 193 frames,
-        of which the last ``keep`` (= F) are kept; the earlier ones only warm the cache."""
+        of which the last ``keep`` (= F) are kept; the earlier ones only warm the cache (streamed, never stored)."""
         z = latents if motion_latents is None else torch.cat([motion_latents.to(latents), latents], dim=2)
-        total = 1 + 4 * (z.shape[2] - 1)
-        skip = total - keep
-        seen = 0
-        dec = self.vae_wrapper.streaming_decoder()
-        for out in dec.iter_frames(z.to(self.vae.device)):
+        skip, seen, kept = 1 + 4 * (z.shape[2] - 1) - keep, 0, []
+        for out in self.vae_codec.streaming_decoder().iter_frames(z.to(self.vae.device)):
             n = out.shape[2]
             lo = max(0, skip - seen)
             if lo < n:
-                yield out[0, :, lo:].float()
+                kept.append(out[0, :, lo:].float())
             seen += n
+        return torch.cat(kept, dim=1)
 
     # ------------------------------------------------------------------ the clip loop
-    def iter_clips(self, inputs: ClipInputs, seed: int, num_inference_steps: int = 50, shift: float = 5.0,
-                   guidance_scale: float = 6.5, start_from_ref: bool = False, first_clip_motion: str | None = None,
-                   cfg_batch: bool = True, noise: list[torch.Tensor] | None = None, dub=None,
-                   trace: Callable[[str, int, dict], None] | None = None, progress: bool = True,
-                   solver: str = "unipc", step_callback: Callable[[int, int, int], None] | None = None
-                   ) -> Iterator[torch.Tensor]:
-        """Run the clip loop; yields each clip's kept frames [3, n, H, W] as soon as it is decoded.
-
-        The motion context is a 73-frame float pixel buffer (zeros = mid-grey at first), re-encoded into 19 latents
-        before every continuation clip: never an mp4 round trip. ``noise`` overrides the seeded noise per clip
-        (parity tests); ``trace(name, clip, tensors)`` observes intermediate tensors. ``first_clip_motion`` None: the
-        pipeline's config value."""
-        first_clip_motion = first_clip_motion or self.config.first_clip_motion
-        _check_first_clip_motion(first_clip_motion)
-        _check_motion_size(inputs.height, inputs.width, inputs.num_clips > 1 or start_from_ref
-                           or first_clip_motion == "zeros")
-        f, h, w = inputs.frames_per_clip, inputs.height // 16, inputs.width // 16
-        f_lat = f // 4
-        dev = self.exec_device
-        c = self.transformer.config.in_channels
-        par = getattr(self, "parallel", None)
-        host = par is None or par.is_host  # only the host holds the VAE, decodes and keeps the motion buffer
-        buffer = None
+    @torch.no_grad()
+    def iter_clips(self, image=None, audio=None, prompt: str | None = None, negative_prompt: str | None = None, *,
+                   height: int | None = None, width: int | None = None, size_bucket: str = "fasttalk-720",
+                   image_fit: str = "cover", frames_per_clip: int = 120, num_clips: int | None = None,
+                   num_inference_steps: int = 50, guidance_scale: float = 6.5, generator=None, latents=None,
+                   prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
+                   audio_features: torch.Tensor | None = None, sync_shift_frames: int | None = None,
+                   start_from_ref: bool = False, first_clip_motion: str | None = None, cfg_batch: bool = True,
+                   dub_video: Iterable | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
+                   callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",),
+                   progress: bool = True) -> Iterator[torch.Tensor]:
+        """The iterator form of ``__call__`` (same arguments): yields each clip's output frames [3, n, H, W]
+        (fp32 in [-1, 1]) as soon as the clip is decoded, trimmed to the audio. On ranks other than the host it
+        yields nothing (they run the DiT only)."""
+        host = self.parallel.is_host
+        cond = ref_px = dub = None
         if host:
-            buffer = torch.zeros(1, 3, MOTION_FRAMES, inputs.height, inputs.width, device=self.vae.device)
-            if start_from_ref:
-                buffer[:, :, -START_FROM_REF_COPIES:] = self._ref_pixels.to(buffer)[:, :, :1]
-        clips = range(inputs.num_clips)
-        bar = tqdm(clips, desc="clips", unit="clip", disable=not (progress and host), leave=True)
-        for r in bar:
-            continuation = r > 0 or start_from_ref
+            check_call(self, dict(locals()))
+            frames_in = None
+            if dub_video is not None:
+                frames_in = iter(dub_video)
+                first = next(frames_in, None)
+                if first is None:
+                    raise ValueError("dub_video: the video has no frames")
+                image = first if image is None else image
+                frames_in = itertools.chain([first], frames_in)
+            cond, ref_px = self.prepare_conditioning(
+                image, audio, prompt, negative_prompt, height, width, size_bucket, image_fit, frames_per_clip, num_clips,
+                sync_shift_frames, start_from_ref, prompt_embeds, negative_prompt_embeds, audio_features)
+            settings = SamplingSettings(num_inference_steps, guidance_scale, cfg_batch,
+                                        first_clip_motion or self.config.first_clip_motion, start_from_ref,
+                                        dub_strength if frames_in is not None else None)
+            check_motion_size(cond.height, cond.width, cond.plan.num_clips > 1 or start_from_ref
+                              or settings.first_clip_motion == "zeros")
+            if frames_in is not None:
+                dub = DubSource(frames_in, cond.height, cond.width, None, dub_ref, image_fit)
+                if dub_ref == "first":
+                    cond.ref_latents = self.encode_video(dub.frame_tensor(0))
+        # Every rank runs the DiT on the host's encodings and settings; the other ranks' arguments are not used.
+        cond, settings = self.parallel.share((cond, settings) if host else None)
+        yield from self._clip_loop(cond, settings, ref_px, dub, generator, latents, callback_on_step_end,
+                                   callback_on_step_end_tensor_inputs, progress)
+
+    def _clip_loop(self, cond: VideoConditioning, settings: SamplingSettings, ref_px, dub: DubSource | None,
+                   generator, latents, callback, callback_inputs, progress) -> Iterator[torch.Tensor]:
+        """The motion context is a 73-frame float pixel buffer (zeros = mid-grey at first), re-encoded into 19 latents
+        before every continuation clip: never an mp4 round trip. The host draws each clip's noise (from its
+        generator) and shares it, so every rank starts from the same latents."""
+        par, host, plan, st = self.parallel, self.parallel.is_host, cond.plan, settings
+        geo, dev = plan.geometry, self.exec_device
+        shape = (1, self.transformer.config.in_channels, geo.latent_frames, *cond.ref_latents.shape[-2:])
+        motion_shape = (*shape[:2], geo.motion_latents, *shape[3:])
+        buffer = None
+        if host:  # the host alone decodes and keeps the motion buffer
+            buffer = torch.zeros(1, 3, geo.motion_frames, cond.height, cond.width, device=self.vae.device)
+            if st.start_from_ref:
+                buffer[:, :, -START_FROM_REF_COPIES:] = ref_px.to(buffer)[:, :, :1]
+        self._num_clips = plan.num_clips
+        for r in tqdm(range(plan.num_clips), desc="clips", unit="clip", disable=not (progress and host)):
+            self._current_clip = r
+            continuation = r > 0 or st.start_from_ref
             if continuation:
-                motion = self.encode_video(buffer) if host else None  # [1, 48, 19, h, w]
-                if par is not None:
-                    motion = par.broadcast_tensor(motion, (1, c, MOTION_LATENTS, h, w))
-                assert motion.shape[2] == MOTION_LATENTS, motion.shape
+                motion = par.share_tensor(self.encode_video(buffer) if host else None, motion_shape)
             else:
-                motion = torch.zeros(1, c, MOTION_LATENTS, h, w, device=dev) if first_clip_motion == "zeros" else None
-            eps = noise[r].reshape(1, c, f_lat, h, w).to(dev) if noise is not None \
-                else self._noise(r, seed, (1, c, f_lat, h, w), dev)
-            x = eps
-            if dub is not None:
-                if host:
-                    x0 = dub.source_latents(self, r, buffer if continuation else None, inputs, start_from_ref)
-                    x = dub.init(x0, eps)
+                motion = torch.zeros(motion_shape, device=dev) if st.first_clip_motion == "zeros" else None
+            timesteps, dub_sched = self.set_timesteps(st.num_inference_steps, st.dub_strength, dev)
+            x = None
+            if host:
+                g = clip_generator(generator, r)
+                x = latents[r].reshape(shape).to(dev) if latents is not None else clip_noise(g, shape, dev)
+                if dub is not None:
+                    dub.schedule = dub_sched
+                    x = dub.init_latents(self.encode_video, r, buffer if continuation else None, geo, x,
+                                         st.start_from_ref)
                     if dub.ref_mode == "segment-random":
-                        inputs.ref_latents = dub.segment_ref(self, r, seed, inputs)
-                if par is not None:
-                    x = par.broadcast_tensor(x if host else None, tuple(eps.shape))
-                    inputs.ref_latents = par.broadcast_tensor(inputs.ref_latents if host else None,
-                                                              tuple(inputs.ref_latents.shape))
-            if trace is not None:
-                trace("clip_inputs", r, {"noise": eps, "motion_latents": motion,
-                                         "audio": inputs.audio[..., r * f:(r + 1) * f]})
-            def step_cb(i: int, d: dict, r: int = r) -> None:
-                if trace is not None:
-                    trace("step", r, {"i": i, **d})
-                if step_callback is not None:
-                    step_callback(r, inputs.num_clips, i)
-            latents = self.denoise_clip(x, inputs, r, motion, num_inference_steps, shift, guidance_scale,
-                                        cfg_batch=cfg_batch, dub_strength=None if dub is None else dub.strength,
-                                        solver=solver, step_callback=step_cb,
-                                        progress=progress and host)
-            if trace is not None:
-                trace("latents", r, {"latents": latents})
+                        k = dub.reference_index(r, None if g is None else g.initial_seed(), geo, st.start_from_ref)
+                        cond.ref_latents = self.encode_video(dub.frame_tensor(k))
+            x = par.share_tensor(x, shape)
+            if st.dub_strength is not None:
+                cond.ref_latents = par.share_tensor(cond.ref_latents if host else None, tuple(cond.ref_latents.shape))
+            out = self.denoise_clip(x, cond, r, motion, timesteps, st.guidance_scale, st.cfg_batch, callback,
+                                    callback_inputs, progress=progress and host)
             if not host:
                 continue
-            start, end = clip_output_range(r, f, start_from_ref)
-            keep = end - start
-            decode_motion = motion if continuation else None
-            kept = []
-            for frames in self.decode_clip(latents, decode_motion, keep):
-                kept.append(frames)
-                yield frames
-            kept = torch.cat(kept, dim=1)  # [3, keep, H, W]
-            assert kept.shape[1] == keep, (kept.shape, keep)
-            # Motion buffer = last 73 frames of (buffer ++ kept), as float pixels.
-            buffer = torch.cat([buffer, kept[None].to(buffer)], dim=2)[:, :, -MOTION_FRAMES:]
-            del kept
+            start, end = plan.output_range(r)
+            kept = self.decode_clip(out, motion if continuation else None, end - start)  # [3, keep, H, W]
+            buffer = torch.cat([buffer, kept[None].to(buffer)], dim=2)[:, :, -geo.motion_frames:]
+            take = min(kept.shape[1], plan.output_frames - start)
+            if take > 0:
+                yield kept[:, :take]
 
     # ------------------------------------------------------------------ the user-facing call
-    def prepare_inputs(self, image, audio_path=None, waveform: np.ndarray | None = None, prompt: str = DEFAULT_PROMPT,
-                       negative_prompt: str | None = None, size_bucket: str = "fasttalk-720",
-                       size: tuple[int, int] | str | None = None, infer_frames: int = 120, num_clips: int | None = None,
-                       sync_shift_frames: int | str = "auto", image_fit: str = "cover", start_from_ref: bool = False,
-                       prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
-                       free_text_encoder: bool = False) -> tuple[ClipInputs, ClipPlan, torch.Tensor]:
-        """Image + audio + prompt -> (ClipInputs, ClipPlan, the reference pixels [1, 3, 1, H, W])."""
-        from ..audio.io import load_audio
-        from ..video.buckets import parse_size
-        from ..video.image import fit_image, load_image, to_rgb
+    def __call__(self, image=None, audio=None, prompt: str | None = None, negative_prompt: str | None = None, *,
+                 output_type: str = "np", return_dict: bool = True, **kwargs):
+        r"""Generate a talking video for the whole ``audio``.
 
-        check_infer_frames(infer_frames)
-        img = load_image(image) if isinstance(image, (str, Path)) else to_rgb(image)
-        if size is None:
-            height, width = resolve_bucket(img.height, img.width, size_bucket)
-        elif isinstance(size, str):
-            height, width = parse_size(size)
-        else:
-            height, width = size
-        if waveform is None:
-            if audio_path is None:
-                raise ValueError("pass an audio file or a 16 kHz waveform")
-            waveform = load_audio(audio_path)
-        shift = video_lead_frames(start_from_ref) if sync_shift_frames == "auto" else int(sync_shift_frames)
-        plan = plan_clips(len(waveform), infer_frames, num_clips, shift, start_from_ref)
-        ref_px = fit_image(img, height, width, mode=image_fit)[None, :, None]  # [1, 3, 1, H, W]
-        ref_latents = self.encode_video(ref_px)
-        if prompt_embeds is None:
-            ctx, ctx_null = self.encode_prompt(prompt, negative_prompt)
-            if free_text_encoder:
-                self.free_text_encoder()
-        else:
-            ctx, ctx_null = prompt_embeds, negative_prompt_embeds
-            if ctx_null is None:
-                raise ValueError("prompt_embeds needs negative_prompt_embeds")
-        audio = self.encode_audio_waveform(waveform, plan)
-        inputs = ClipInputs(ref_latents=ref_latents, context=ctx, context_null=ctx_null, audio=audio,
-                            num_clips=plan.num_clips, frames_per_clip=infer_frames, height=height, width=width)
-        return inputs, plan, ref_px
+        Args:
+            image: the reference portrait: a PIL image, a uint8 HxWx3 array or a float [3, H, W] tensor in [0, 1].
+                None with ``dub_video``: the source's first frame.
+            audio: the speech, a mono float32 waveform at 16 kHz (numpy or 1-D tensor). The video covers all of it.
+            prompt: the text prompt (default "A person is speaking to the camera.").
+            negative_prompt: the CFG negative prompt (default: the s2v-5B config's Chinese negative prompt).
+            height, width: the output size in pixels (multiples of 32); default: the ``size_bucket`` table entry
+                nearest the image's aspect ratio.
+            size_bucket: "fasttalk-720" or "fasttalk-480".
+            image_fit: "cover" (resize to cover, centre crop; as in training) or "pad-compat" (the reference's
+                letterboxing).
+            frames_per_clip: frames per clip, a multiple of 4 in [4, 160] (120 for the 5B).
+            num_clips: cap on the clip count (default: enough clips for the whole audio).
+            num_inference_steps: denoising steps per clip (UniPC, the scheduler's flow shift).
+            guidance_scale: CFG scale for text and audio together; <= 1 runs the conditional pass only.
+            generator: a ``torch.Generator`` (clip r uses its initial seed + r) or a list with one per clip.
+            latents: pre-generated initial noise, one [1, 48, F/4, h, w] tensor per clip.
+            prompt_embeds, negative_prompt_embeds: trimmed umT5 outputs [L, 4096] instead of the prompts.
+            audio_features: conditioning features [1, 25, 1024, R F] (``encode_audio``) instead of ``audio``; the
+                video then has every produced frame.
+            sync_shift_frames: silence (in 25 fps frames) prepended to the conditioning audio to cancel the video's
+                3-frame lead; None = 3 (0 with ``start_from_ref``); 0 = the reference.
+            start_from_ref: clip 0 continues from the reference image (motion = 6 reference copies).
+            first_clip_motion: "drop" (the reference) or "zeros" (19 zero latents, as in training); None: the
+                model's ``config.first_clip_motion``.
+            cfg_batch: run both CFG branches as one batch of 2 (else two passes, less memory).
+            dub_video: dubbing: the source frames at 25 fps (an iterable of HxWx3 uint8 arrays or PIL images,
+                consumed lazily) to regenerate talking ``audio``.
+            dub_strength: dubbing noise strength in (0, 1].
+            dub_ref: dubbing reference: "first" source frame, or "segment-random" (a seeded frame per clip).
+            output_type: "np", "pt" or "pil" (see :class:`TalkVersePipelineOutput`).
+            return_dict: return a :class:`TalkVersePipelineOutput` (else a tuple).
+            callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after every denoising step of
+                every clip (``pipe.current_clip`` / ``pipe.num_clips`` say which); returning "latents" replaces them.
+            callback_on_step_end_tensor_inputs: the tensors passed in ``callback_kwargs``, from
+                ``pipe._callback_tensor_inputs``.
+            progress: show the clip and step progress bars.
+        """
+        check_output_type(output_type)
+        chunks = list(self.iter_clips(image, audio, prompt, negative_prompt, **kwargs))
+        if not self.parallel.is_host:
+            return None
+        frames = postprocess_video(torch.cat(chunks, dim=1), output_type)
+        return TalkVersePipelineOutput(frames=frames) if return_dict else (frames,)
 
-    def __call__(self, image, audio, prompt: str = DEFAULT_PROMPT, negative_prompt: str | None = None, *,
-                 output_path: str | Path | None = None, output_type: str = "mp4", size_bucket: str = "fasttalk-720",
-                 size: tuple[int, int] | str | None = None, infer_frames: int = 120, num_clips: int | None = None,
-                 num_inference_steps: int = 50, shift: float = 5.0, guidance_scale: float = 6.5,
-                 solver: str = "unipc", seed: int | None = None, sync_shift_frames: int | str = "auto", image_fit: str = "cover",
-                 start_from_ref: bool = False, first_clip_motion: str | None = None, cfg_batch: bool = True,
-                 dub_video: str | Path | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
-                 crf: int = 10, audio_bitrate: str = "192k", rounding: str = "nearest",
-                 prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
-                 free_text_encoder: bool = False, progress: bool = True,
-                 frame_callback: Callable[[torch.Tensor], None] | None = None,
-                 step_callback: Callable[[int, int, int], None] | None = None) -> TalkVersePipelineOutput:
-        """Generate a talking video for the whole ``audio`` (a path; ``num_clips`` caps the clip count).
-
-        Writes an mp4 (H.264 25 fps + the input audio as AAC) to ``output_path``, streaming clip by clip, trimmed to the
-        audio's length; or returns uint8 frames with ``output_type="np"``. ``seed`` None draws a random 63-bit seed.
-        ``frame_callback`` receives the float frames [3, n, H, W] in [-1, 1] that are written, chunk by chunk.
-        ``step_callback(clip, num_clips, step)`` is called after every denoising step. ``first_clip_motion`` None:
-        the model's default (``config.first_clip_motion``)."""
-        import time
-
-        from ..video.writer import VideoWriter
-
-        if seed is None or seed < 0:
-            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
-        t0 = time.perf_counter()
-        dub = None
-        if dub_video is not None:
-            from ..video.reader import first_frame
-            from .dubbing import DubSource
-
-            if image is None:
-                image = first_frame(dub_video)
-        par = getattr(self, "parallel", None)
-        host = par is None or par.is_host
-        inputs = plan = None
-        if host:  # encoders and the VAE live on the host only
-            inputs, plan, ref_px = self.prepare_inputs(
-                image, audio_path=audio, prompt=prompt, negative_prompt=negative_prompt, size_bucket=size_bucket,
-                size=size, infer_frames=infer_frames, num_clips=num_clips, sync_shift_frames=sync_shift_frames,
-                image_fit=image_fit, start_from_ref=start_from_ref, prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_prompt_embeds, free_text_encoder=free_text_encoder)
-            self._ref_pixels = ref_px
-            if dub_video is not None:
-                dub = DubSource(dub_video, inputs.height, inputs.width, num_inference_steps, shift, dub_strength,
-                                ref_mode=dub_ref, image_fit=image_fit)
-                if dub_ref == "first":
-                    inputs.ref_latents = self.encode_video(dub.frame_tensor(0))
-        if par is not None:  # every rank runs the DiT on the same encoded inputs
-            inputs, plan, seed = par.broadcast_object((inputs, plan, seed) if host else None)
-            if dub_video is not None and not host:
-                dub = _RemoteDub(dub_strength, dub_ref)
-        t_prep = time.perf_counter() - t0
-        frames_iter = self.iter_clips(inputs, seed, num_inference_steps, shift, guidance_scale, start_from_ref,
-                                      first_clip_motion, cfg_batch, dub=dub, progress=progress, solver=solver,
-                                      step_callback=step_callback)
-        out_frames = None
-        path = None
-        if not host:  # drive the clip loop (DiT shards) without decoding or writing
-            for _ in frames_iter:
-                pass
-        elif output_type == "mp4":
-            if output_path is None:
-                raise ValueError("output_path is required for output_type='mp4'")
-            meta = {"comment": f"talkverse seed={seed} steps={num_inference_steps} shift={shift} "
-                               f"guide={guidance_scale} frames={infer_frames}"}
-            # A capped clip count ends the video before the audio: cut the audio there too.
-            capped = plan.output_frames < audio_frames(plan.audio_samples)
-            with VideoWriter(output_path, fps=25, crf=crf, audio=audio, audio_bitrate=audio_bitrate,
-                             max_frames=plan.output_frames, rounding=rounding, metadata=meta,
-                             max_audio_seconds=plan.output_frames / 25.0 if capped else None) as writer:
-                written = 0
-                for frames in frames_iter:
-                    writer.write(frames)
-                    if frame_callback is not None and written < plan.output_frames:
-                        frame_callback(frames[:, :plan.output_frames - written])
-                    written += frames.shape[1]
-            path = Path(output_path)
-        elif output_type == "np":
-            from ..video.writer import frames_to_uint8
-
-            chunks, n = [], 0
-            for frames in frames_iter:
-                take = min(frames.shape[1], plan.output_frames - n)
-                if take > 0:
-                    chunks.append(frames_to_uint8(frames[:, :take].permute(1, 2, 3, 0), rounding).numpy())
-                    n += take
-            out_frames = np.concatenate(chunks, axis=0)
-        else:
-            raise ValueError(f"output_type must be 'mp4' or 'np', got {output_type!r}")
-        timings = {"prepare_s": t_prep, "total_s": time.perf_counter() - t0}
-        return TalkVersePipelineOutput(video_path=path, frames=out_frames, seed=seed, plan=plan,
-                                       size=(inputs.height, inputs.width), timings=timings)
+    __call__.__signature__ = signature_of_call(iter_clips)

@@ -56,6 +56,16 @@ def make_scheduler(shift: float, solver: str = "unipc") -> Scheduler:
     raise ValueError(f"unknown solver {solver!r}; expected 'unipc' or 'dpm++'")
 
 
+def check_scheduler(scheduler) -> None:
+    """ValueError unless ``scheduler`` is a flow-matching UniPC or DPM++ scheduler that :func:`set_schedule` drives
+    (``prediction_type="flow_prediction"``, ``use_flow_sigmas=True``): another scheduler would sample silently wrong."""
+    cfg = getattr(scheduler, "config", None)
+    if not isinstance(scheduler, (UniPCMultistepScheduler, DPMSolverMultistepScheduler)) or \
+            cfg.prediction_type != "flow_prediction" or not cfg.use_flow_sigmas:
+        raise ValueError(f"scheduler: expected a flow-matching UniPCMultistepScheduler or DPMSolverMultistepScheduler "
+                         f"(make_scheduler(shift)), got {type(scheduler).__name__}")
+
+
 def base_sigmas(steps: int) -> np.ndarray:
     """The unshifted ``s = linspace(float32(0.999), 0, steps + 1)[:-1]`` (float64) that the reference starts from."""
     if steps < 1:

@@ -20,8 +20,6 @@ import torch
 
 from ..models.text_encoder import pad_context
 
-MOTION_LATENTS = 19
-
 
 def sample_generator(seed: int, step: int, micro: int, index: int) -> torch.Generator:
     digest = hashlib.sha256(f"{seed}/{step}/{micro}/{index}".encode()).digest()
@@ -37,20 +35,22 @@ class Dropout:
 
 
 @torch.no_grad()
-def encode_raw_sample(item: dict, vae, w2v, main_frames: int) -> dict:
-    """A raw dataset item (``talkverse.data.TalkVerseDataset``) -> a latent sample, the same way precache does.
+def encode_raw_sample(item: dict, vae, w2v, main_frames: int, motion_frames: int) -> dict:
+    """A raw dataset item (``talkverse.data.TalkVerseDataset``) -> a latent sample (online training and precache).
 
-    With motion the 145-frame window is encoded jointly (37 latents: motion = [:19], x0 = [19:]); without, the 72 main
-    frames give 18 latents (frames 69-71 dropped by the 1 + 4k chunking, as the reference) and motion is zeros."""
+    With motion the [73 motion | 72 main] window is encoded jointly (37 latents: motion = [:19], x0 = [19:]); without,
+    the 72 main frames give 18 latents (frames 69-71 dropped by the 1 + 4k chunking, as the reference) and motion is
+    19 zero latents (``motion_frames`` in the VAE's temporal chunking: 1 + (73 - 1) // 4)."""
     from ..data.audio_window import window_features
 
     video = item["video"][None]  # [1, 3, T, H, W]
     z = vae.encode(video)[0]
+    motion_latents = 1 + (motion_frames - 1) // vae.vae.config.scale_factor_temporal
     if item["has_motion"]:
-        motion, x0 = z[:, :MOTION_LATENTS], z[:, MOTION_LATENTS:]
+        motion, x0 = z[:, :motion_latents], z[:, motion_latents:]
     else:
         x0 = z
-        motion = torch.zeros(z.shape[0], MOTION_LATENTS, *z.shape[2:])
+        motion = torch.zeros(z.shape[0], motion_latents, *z.shape[2:])
     ref = vae.encode(item["ref"][None])[0]
     window = video.shape[2]
     main = slice(window - main_frames, window)

@@ -17,9 +17,8 @@ import re
 
 import torch
 
-from ..convert.load_transformer import NEW_MODULES, TIME_HEAD_KEYS_OURS
-from ..convert.talkverse_ckpt import LORA_TARGET_REGEX
-from ..convert.wan_keys import diffusers_to_original
+from ..convert.talkverse_ckpt import LORA_TARGET_REGEX, TIME_HEAD_KEYS_OURS
+from ..convert.wan_keys import diffusers_to_original, is_new_module_key
 
 STRATEGIES = ("new_modules", "minimal", "lora", "full")
 STRATEGY_ALIASES = {"framepack": "new_modules", "finetune_all": "full"}
@@ -32,10 +31,6 @@ def canonical_strategy(name: str) -> str:
         raise ValueError(f"unknown unfreeze strategy {name!r}; choose one of {', '.join(STRATEGIES)} "
                          f"(aliases: {', '.join(STRATEGY_ALIASES)})")
     return name
-
-
-def is_new_module(name: str) -> bool:
-    return name.startswith(tuple(m + "." for m in NEW_MODULES))
 
 
 def is_time_head(name: str) -> bool:
@@ -77,7 +72,7 @@ def apply_strategy(model: torch.nn.Module, strategy: str, lora_rank: int = 128, 
     if strategy == "lora":
         add_lora(model, lora_rank, lora_alpha)
     for name, p in model.named_parameters():
-        if strategy == "full" or is_new_module(name) or ".lora_" in name:
+        if strategy == "full" or is_new_module_key(name) or ".lora_" in name:
             p.requires_grad_(True)
         elif strategy in ("minimal", "lora") and is_time_head(name):
             p.requires_grad_(True)

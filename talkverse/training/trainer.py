@@ -7,91 +7,33 @@ autocast (CUDA). Per-block activation checkpointing covers each block together w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from .batch import Dropout, sample_generator
-from .checkpoint import (export_meta, export_talkverse, find_resume_state, load_resume_state, save_resume_state)
+from ..parallel.distributed import world
+from .batch import sample_generator
+from .checkpoint import export_meta, export_talkverse, find_resume_state, load_resume_state, save_resume_state
+from .config import TrainConfig
 from .objective import noisy_latents, roi_mse, sample_timestep
 from .optim import clip_per_group, make_lr_scheduler, make_optimizer, param_groups
+from .parallelize import parallelize
 
 logger = logging.getLogger("talkverse.train")
 
 
-@dataclass
-class TrainConfig:
-    output_path: str = "outputs/train"
-    strategy: str = "lora"
-    lora_rank: int = 128
-    lora_alpha: float = 128.0
-    learning_rate: float = 1e-5
-    lora_lr_scale: float = 10.0
-    framepack_lr_scale: float = 1.0
-    weight_decay: float = 0.01
-    warmup_steps: int = 1000
-    max_grad_norm: float = 1.0
-    batch_size: int = 1
-    gradient_accumulation_steps: int = 8
-    max_steps: int = 1000
-    timestep_sampling: str = "uniform"
-    dropout: Dropout = field(default_factory=Dropout)
-    enable_roi_loss: bool = True
-    enable_framepack: bool = True
-    mixed_precision: str = "no"  # "bf16" on CUDA
-    gradient_checkpointing: bool = True
-    distributed_policy: str = "ddp"  # ddp | fsdp
-    save_steps: int = 250
-    keep_last: int = 3
-    log_interval: int = 10
-    seed: int = 0
-    export_dtype: str = "bf16"
-    num_workers: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def world() -> tuple[int, int]:
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def wrap_model(model: torch.nn.Module, policy: str, device: torch.device, mixed_precision: str) -> torch.nn.Module:
-    """DDP, or FSDP2 ``fully_shard`` of each [block, its audio injector] then the root."""
-    if not dist.is_initialized() or dist.get_world_size() == 1 and policy == "ddp":
-        return model
-    if policy == "ddp":
-        ids = [device.index] if device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False)
-    if policy != "fsdp":
-        raise ValueError(f"distributed_policy must be ddp or fsdp, got {policy!r}")
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) \
-        if mixed_precision == "bf16" else MixedPrecisionPolicy()
-    inj = model.audio_injector
-    for i, block in enumerate(model.blocks):
-        j = inj.block_to_injector.get(i) if hasattr(inj, "block_to_injector") else None
-        unit = [block] if j is None else [block, inj.injector[j], inj.injector_adain_layers[j]]
-        fully_shard(unit, mp_policy=mp, reshard_after_forward=True)
-    fully_shard(model, mp_policy=mp, reshard_after_forward=False)
-    return model
-
-
 class Trainer:
-    """Runs ``cfg.max_steps`` optimizer steps over ``batches`` (a ``BatchSource``), resumable."""
+    """Runs ``cfg.max_steps`` optimizer steps over ``source`` (a ``talkverse.data.batches.BatchSource``), resumable."""
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, source, null_context: torch.Tensor,
                  device: torch.device):
-        self.cfg, self.source, self.device = cfg, source, device
+        self.cfg, self.source, self.device = cfg.resolved(device.type), source, device
+        cfg = self.cfg
         self.rank, self.world = world()
         self.text_len = model.config.text_len
         self.null_context = null_context.float()
@@ -100,7 +42,7 @@ class Trainer:
         model.train()
         model.to(device)
         self.inner = model
-        self.model = wrap_model(model, cfg.distributed_policy, device, cfg.mixed_precision)
+        self.model = parallelize(model, cfg.distributed_policy, device, cfg.mixed_precision)
         groups = param_groups(model, cfg.learning_rate, cfg.lora_lr_scale, cfg.framepack_lr_scale, cfg.weight_decay)
         self.optimizer = make_optimizer(groups)
         self.lr_scheduler = make_lr_scheduler(self.optimizer, cfg.warmup_steps)
@@ -213,7 +155,7 @@ class Trainer:
             for micro in range(accum):
                 batch = self.source.next_batch()
                 sync = micro == accum - 1
-                ctx = self.model.no_sync() if (not sync and hasattr(self.model, "no_sync")) else _null()
+                ctx = self.model.no_sync() if (not sync and hasattr(self.model, "no_sync")) else contextlib.nullcontext()
                 with ctx:
                     loss = self.micro_loss(batch, micro)
                     (loss / accum).backward()
@@ -244,92 +186,3 @@ class Trainer:
                 self._save()
         bar.close()
         return last
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
-class BatchSource:
-    """Deterministic, resumable stream of collated batches for this rank.
-
-    Each epoch the global order of dataset indices is a permutation seeded by (seed, epoch); global batch k takes
-    positions [k B W, (k+1) B W) and rank r the r-th slice of B, so a run on W ranks with batch B sees exactly the
-    global batches of one process with batch B W. Only batches of one bucket are formed: indices are grouped by
-    ``key_fn`` (bucket, has_motion) before batching. State: (epoch, batches consumed in the epoch)."""
-
-    def __init__(self, dataset, batch_size: int, collate, key_fn=None, seed: int = 0, rank: int = 0,
-                 world_size: int = 1):
-        self.dataset, self.batch_size, self.collate = dataset, batch_size, collate
-        self.seed, self.rank, self.world = seed, rank, world_size
-        n = len(dataset)
-        keys = [key_fn(i) for i in range(n)] if key_fn is not None else [0] * n
-        self.groups: dict = {}
-        for i, k in enumerate(keys):
-            self.groups.setdefault(k, []).append(i)
-        self.epoch, self.position = 0, 0
-        self._batches = None
-        global_batch = batch_size * world_size
-        if all(len(v) < global_batch for v in self.groups.values()):
-            raise ValueError(f"no bucket holds a full global batch of {global_batch} samples "
-                             f"(bucket sizes: {sorted(len(v) for v in self.groups.values())})")
-
-    def _epoch_batches(self, epoch: int) -> list[list[int]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        gb = self.batch_size * self.world
-        batches = []
-        for k in sorted(self.groups, key=str):
-            idx = self.groups[k]
-            perm = [idx[j] for j in torch.randperm(len(idx), generator=g).tolist()]
-            batches += [perm[s:s + gb] for s in range(0, len(perm) - gb + 1, gb)]
-        order = torch.randperm(len(batches), generator=g).tolist()
-        return [batches[o] for o in order]
-
-    def next_batch(self) -> dict:
-        while True:
-            if self._batches is None:
-                self._batches = self._epoch_batches(self.epoch)
-                if hasattr(self.dataset, "set_epoch"):
-                    self.dataset.set_epoch(self.epoch)
-            if self.position < len(self._batches):
-                gb = self._batches[self.position]
-                self.position += 1
-                mine = gb[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
-                return self.collate([self.dataset[i] for i in mine])
-            self.epoch, self.position, self._batches = self.epoch + 1, 0, None
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.position, self._batches = int(state["epoch"]), int(state["position"]), None
-
-
-def init_distributed(device_arg: str | None = None) -> torch.device:
-    """env:// process group under torchrun (nccl on CUDA, gloo on CPU); the device of this rank."""
-    use_cuda = torch.cuda.is_available() and device_arg != "cpu"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        import datetime
-
-        if use_cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=60))
-    if device_arg:
-        return torch.device(device_arg)
-    if use_cuda:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def seed_everything(seed: int, rank: int = 0) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed + rank)
-    np.random.seed((seed + rank) % 2**32)
-    torch.manual_seed(seed + rank)

@@ -1,0 +1,36 @@
+"""``--task s2v-tiny-demo``: the shipped tiny demo model (``talkverse.demo``) and the generation settings it was trained
+for, shared by ``talkverse-generate`` and the web app so both pick the same model folder and defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEMO_TASK = "s2v-tiny-demo"
+REAL_TASK = "s2v-5B"
+
+
+def demo_defaults() -> dict:
+    """The demo model's settings (its training recipe: scripts/train_demo.sh); flags given explicitly win."""
+    from ..demo import demo_face, demo_model_dir, demo_speech
+
+    return {"ckpt_dir": str(demo_model_dir()), "image": str(demo_face()), "audio": str(demo_speech()),
+            "size_bucket": "128x128", "infer_frames": 24, "sample_steps": 20, "sample_guide_scale": 4.0,
+            "base_seed": 0, "model_config": "s2v_demo"}
+
+
+def apply_demo_task(args, parser, *, bare: bool) -> None:
+    """Resolve ``args.task`` (None -> the demo when ``bare``, else s2v-5B) and, for the demo task, fill
+    :func:`demo_defaults` into every attribute of ``args`` still at ``parser``'s default.
+
+    Raises FileNotFoundError (one line) when the demo model folder is the one to load and it is missing."""
+    if args.task is None:
+        args.task = DEMO_TASK if bare else REAL_TASK
+    if args.task != DEMO_TASK:
+        return
+    defaults = demo_defaults()
+    for key, value in defaults.items():
+        if hasattr(args, key) and getattr(args, key) in (None, parser.get_default(key)):
+            setattr(args, key, value)
+    if args.ckpt_dir == defaults["ckpt_dir"] and not Path(args.ckpt_dir).is_dir():
+        raise FileNotFoundError(f"the tiny demo model is not in this installation ({args.ckpt_dir}); build it with "
+                                "scripts/train_demo.sh, or pass --ckpt_dir (and --lora_ckpt) for another model")

@@ -1,0 +1,40 @@
+"""Classifier-free guidance of one denoising step (inference.md §7).
+
+cond = (prompt, audio), uncond = (negative prompt, zero audio through the encoder), the same reference, motion and t;
+v = v_u + g (v_c - v_u), and only the conditional pass when g <= 1. The two branches run as one batch of 2
+(``cfg_batch``, the default), as two passes, or, with CFG parallelism, one branch per rank group followed by one
+all_gather of the two velocities (``parallel.exchange_cfg``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+Branch = dict  # encoder_hidden_states [1, L, D], audio_embeds (local, global)
+
+
+def branch_velocities(forward: Callable[..., torch.Tensor], shared: dict, cond: Branch, uncond: Branch | None,
+                      cfg_batch: bool, parallel) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(v_cond, v_uncond or None) of ``forward(**shared, **branch)``; ``shared`` holds hidden_states, timestep,
+    ref_latents and motion_latents (batch 1)."""
+    if uncond is None:
+        return forward(**shared, **cond), None
+    if parallel.cfg_parallel:
+        return parallel.exchange_cfg(forward(**shared, **(cond if parallel.cfg_rank == 0 else uncond)))
+    if not cfg_batch:
+        return forward(**shared, **cond), forward(**shared, **uncond)
+
+    def two(z):
+        return None if z is None else z.expand(2, *z.shape[1:])
+
+    v = forward(hidden_states=two(shared["hidden_states"]), timestep=shared["timestep"].expand(2),
+                ref_latents=two(shared["ref_latents"]), motion_latents=two(shared["motion_latents"]),
+                encoder_hidden_states=torch.cat([cond["encoder_hidden_states"], uncond["encoder_hidden_states"]]),
+                audio_embeds=tuple(torch.cat([c, u]) for c, u in zip(cond["audio_embeds"], uncond["audio_embeds"])))
+    return v[:1], v[1:]
+
+
+def guide(v_cond: torch.Tensor, v_uncond: torch.Tensor | None, scale: float) -> torch.Tensor:
+    return v_cond if v_uncond is None else v_uncond + scale * (v_cond - v_uncond)

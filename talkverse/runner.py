@@ -1,0 +1,201 @@
+"""The generation runner: decode a request's files once, name the output, and stream the pipeline's clips into an mp4
+(inference.md §11). ``generate.py``, the batch queue and the web app all generate through :func:`generate_to_file`.
+
+What it owns and the pipeline does not: file decoding (the portrait, the speech, a dubbing source), size strings
+(``--size`` W*H, a fixed ``WxH`` bucket), seed drawing, output naming and the atomic mp4 + AAC write. Each input file is
+opened and decoded once per video: the decoded speech feeds both the model (16 kHz mono) and the muxed AAC track
+(its own rate and channels); a dubbing source is read by one :class:`~talkverse.media.video.VideoReader` whose first
+frame doubles as the portrait when no image is given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .media.audio import DecodedAudio, read_audio
+from .media.constants import FPS
+from .media.image import load_image
+from .media.sizes import BUCKETS, check_size_spec, parse_width_height, table_size
+from .pipelines.prompts import DEFAULT_PROMPT
+
+FrameCallback = Callable[["object"], None]  # receives the float frames [3, n, H, W] in [-1, 1] that are written
+
+
+@dataclass
+class GenerationOptions:
+    """How to generate and encode one video (the pipeline's arguments and the writer's). ``size`` is the reference's
+    ``--size W*H`` (a table size); else ``size_bucket``: a table name (nearest aspect ratio) or a fixed ``WxH``."""
+
+    prompt: str = DEFAULT_PROMPT
+    negative_prompt: str | None = None
+    size_bucket: str = "fasttalk-720"
+    size: str | None = None
+    image_fit: str = "cover"
+    frames_per_clip: int = 120
+    num_clips: int | None = None
+    num_inference_steps: int = 50
+    guidance_scale: float = 6.5
+    seed: int = -1  # -1: a random seed, drawn once by resolve_seed
+    sync_shift_frames: int | None = None
+    start_from_ref: bool = False
+    first_clip_motion: str | None = None
+    cfg_batch: bool = True
+    dub_strength: float = 0.95
+    dub_ref: str = "first"
+    crf: int = 10
+    audio_bitrate: str = "192k"
+    rounding: str = "nearest"
+    progress: bool = True
+
+    def check(self) -> "GenerationOptions":
+        """ValueError naming the option for a size string that can never work (before any model loads)."""
+        if self.size:
+            table_size(self.size)
+        check_size_spec(self.size_bucket)
+        return self
+
+    def resolved(self) -> "GenerationOptions":
+        return replace(self, seed=resolve_seed(self.seed))
+
+
+@dataclass
+class DecodedInputs:
+    """One video's inputs, each decoded once: the portrait (PIL RGB), the speech, and a dubbing source's reader."""
+
+    image: object | None
+    audio: DecodedAudio
+    dub_video: object | None = None  # a talkverse.media.video.VideoReader, or None
+    names: dict = field(default_factory=dict)  # "image" / "audio" / "dub_video" -> the path given
+
+    def dub_frames(self) -> Iterator[np.ndarray] | None:
+        return None if self.dub_video is None else self.dub_video.iter_frames(FPS)
+
+    def close(self) -> None:
+        if self.dub_video is not None:
+            self.dub_video.close()
+
+
+@dataclass
+class VideoResult:
+    video_path: Path
+    seed: int
+    num_clips: int
+    frames: int
+    size: tuple[int, int]  # (height, width)
+    elapsed: float  # seconds of generation and writing
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / FPS
+
+    def line(self) -> str:
+        return (f"wrote {self.video_path} ({self.frames} frames, {self.seconds:.2f} s, {self.size[1]}x{self.size[0]}, "
+                f"{self.num_clips} clips, seed {self.seed})")
+
+
+def resolve_seed(seed: int | None) -> int:
+    """``seed`` if >= 0, else a fresh random 63-bit seed."""
+    if seed is not None and seed >= 0:
+        return int(seed)
+    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def load_inputs(image: str | Path | None, audio: str | Path, dub_video: str | Path | None = None) -> DecodedInputs:
+    """Open and decode a request's files, raising ``ImageError`` / ``AudioError`` / ``VideoError`` (one line naming
+    the file). Without ``image``, a dubbing source's first frame is the portrait (decoded by the same reader)."""
+    from .media.video import VideoReader
+
+    if image is None and dub_video is None:
+        raise ValueError("an image is required (or a video to dub)")
+    img = load_image(image) if image is not None else None
+    speech = read_audio(audio)
+    reader = VideoReader(dub_video) if dub_video is not None else None
+    return DecodedInputs(img, speech, reader, {"image": image, "audio": audio, "dub_video": dub_video})
+
+
+def output_size(inputs: DecodedInputs, options: GenerationOptions) -> tuple[int, int] | None:
+    """(H, W) of the video when the options fix it without looking at the image; None: the pipeline picks the table
+    entry nearest the portrait's aspect ratio."""
+    if options.size:
+        return table_size(options.size)
+    if options.size_bucket in BUCKETS:
+        return None
+    return parse_width_height(check_size_spec(options.size_bucket))
+
+
+def pipeline_kwargs(pipe, inputs: DecodedInputs, options: GenerationOptions, prompt_embeds=None) -> dict:
+    """The keyword arguments of ``pipe.iter_clips`` for this request (on the host; other ranks pass none)."""
+    import torch
+
+    hw = output_size(inputs, options)
+    kw = dict(audio=inputs.audio.waveform(), frames_per_clip=options.frames_per_clip, num_clips=options.num_clips,
+              num_inference_steps=options.num_inference_steps, guidance_scale=options.guidance_scale,
+              generator=torch.Generator(device=pipe.exec_device).manual_seed(options.seed),
+              sync_shift_frames=options.sync_shift_frames, start_from_ref=options.start_from_ref,
+              first_clip_motion=options.first_clip_motion, cfg_batch=options.cfg_batch, image_fit=options.image_fit,
+              size_bucket=options.size_bucket if hw is None else "fasttalk-720", progress=options.progress)
+    if hw is not None:
+        kw["height"], kw["width"] = hw
+    if prompt_embeds is not None:
+        kw["prompt_embeds"], kw["negative_prompt_embeds"] = prompt_embeds
+    else:
+        kw["prompt"], kw["negative_prompt"] = options.prompt, options.negative_prompt
+    if inputs.dub_video is not None:
+        kw.update(dub_video=inputs.dub_frames(), dub_strength=options.dub_strength, dub_ref=options.dub_ref)
+    return kw
+
+
+def generate_to_file(pipe, inputs: DecodedInputs | None, options: GenerationOptions, output_path: str | Path | None,
+                     *, on_frames: FrameCallback | None = None, callback_on_step_end=None,
+                     prompt_embeds=None) -> VideoResult | None:
+    """Generate one video and write it atomically to ``output_path`` (H.264 25 fps + the speech as AAC; the temporary
+    ``.NAME.partial.mp4`` beside it is removed on any error). ``options.seed`` must be resolved (>= 0).
+
+    On a rank other than the host of a multi-rank run, ``inputs`` and ``output_path`` are None: it only drives the
+    DiT and returns None."""
+    from .media.writer import VideoWriter
+
+    if not pipe.parallel.is_host:
+        for _ in pipe.iter_clips(callback_on_step_end=callback_on_step_end, progress=False):
+            pass
+        return None
+    t0 = time.perf_counter()
+    kw = pipeline_kwargs(pipe, inputs, options, prompt_embeds)
+    plan = pipe.plan_video(len(kw["audio"]), frames_per_clip=options.frames_per_clip, num_clips=options.num_clips,
+                           sync_shift_frames=options.sync_shift_frames, start_from_ref=options.start_from_ref)
+    meta = {"comment": f"talkverse seed={options.seed} steps={options.num_inference_steps} "
+                       f"shift={float(pipe.scheduler.config.flow_shift)} guide={options.guidance_scale} "
+                       f"frames={options.frames_per_clip}"}
+    with VideoWriter(output_path, fps=FPS, crf=options.crf, audio=inputs.audio, audio_bitrate=options.audio_bitrate,
+                     max_frames=plan.output_frames, rounding=options.rounding, metadata=meta,
+                     max_audio_seconds=plan.output_frames / FPS if plan.capped else None) as writer:
+        for frames in pipe.iter_clips(inputs.image, callback_on_step_end=callback_on_step_end, **kw):
+            writer.write(frames)
+            size = tuple(frames.shape[-2:])
+            if on_frames is not None:
+                on_frames(frames)
+    return VideoResult(Path(output_path), options.seed, plan.num_clips, writer.frames_written, size,
+                       time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------ output names
+def size_tag(options: GenerationOptions) -> str:
+    return options.size.replace("*", "x") if options.size else options.size_bucket
+
+
+def default_output_path(output_dir: str | Path, stem: str, options: GenerationOptions) -> Path:
+    """``<output_dir>/<stem>_<size>_<F>f_<seed>.mp4`` (generate.py's single-video name)."""
+    return Path(output_dir) / f"{stem}_{size_tag(options)}_{options.frames_per_clip}f_{options.seed}.mp4"
+
+
+def timestamped_output_path(output_dir: str | Path, seed: int | None) -> Path:
+    """A unique ``talkverse_<time>_<random>_<seed>.mp4`` (the web app's name)."""
+    import uuid
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(output_dir) / f"talkverse_{stamp}_{uuid.uuid4().hex[:8]}_{'random' if seed is None else seed}.mp4"

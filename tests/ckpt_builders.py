@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from talkverse import TalkVerseTransformer3DModel
 from talkverse.configs import model_config
 from talkverse.convert.talkverse_ckpt import LORA_TARGETS_ORIGINAL
 from talkverse.convert.wan_keys import diffusers_to_original, is_new_module_key
+from talkverse.models.transformer_talkverse import TalkVerseTransformer3DModel
+from talkverse.testing.tiny import tiny_transformer
 
 TIME_HEAD = ("time_embedding.", "time_projection.", "head.")
 
@@ -22,14 +23,7 @@ def tiny_config() -> dict:
 
 def random_model(seed: int = 0) -> TalkVerseTransformer3DModel:
     """Tiny model with every tensor random and non-zero (no zero-init head or padding token)."""
-    torch.manual_seed(seed)
-    model = TalkVerseTransformer3DModel(**tiny_config()).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            fan_in = p[0].numel() if p.ndim > 1 else p.numel()
-            p.copy_(torch.randn_like(p) / fan_in**0.5)
-        model.casual_audio_encoder.weights.uniform_(0.5, 1.5)  # keep the SiLU layer mix well away from 0/0
-    return model
+    return tiny_transformer(seed)
 
 
 def original_state(model) -> dict[str, torch.Tensor]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
+from helpers import load_script
 from talkverse.configs import model_config
 from talkverse.convert.wan_keys import (
     NEW_MODULE_PREFIXES,
@@ -72,10 +72,7 @@ def wan_meta() -> WanTransformer3DModel:
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("check_manifest", REPO / "scripts" / "check_manifest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("check_manifest")
 
 
 # 1-3. Full manifest: equal key sets, equal shapes, parameter total.

@@ -5,7 +5,8 @@ For every CSV row (rank r of a torchrun launch takes rows r::world) this picks t
 exactly as ``TalkVerseDataset`` does at epoch 0, encodes it as online training does (``encode_raw_sample``: the window
 jointly, [motion 73 | main 72] -> 37 latents: motion = [:19], x0 = [19:]; a short clip encodes 72 main frames -> 18
 latents and motion = zeros; the reference frame; wav2vec2 on the reference audio window, §6) and writes ``<out>/<clip_id>.safetensors`` with keys
-x0, motion, ref, audio, context, roi_weight, has_motion (atomically). Existing files are kept unless --overwrite.
+x0, motion, ref, audio, context, roi_weight, has_motion (atomically), plus ``<out>/null.safetensors``, the text
+cache's null embedding, so that the trainer needs only --latent_cache. Existing files are kept unless --overwrite.
 Unusable rows (missing/corrupt video, no audio, too short, not 25 fps) are reported and skipped.
 """
 
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     w2v = load_wav2vec(args.wav2vec_dir, device=args.device)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     out = Path(args.out)
+    if rank == 0:  # the null text embedding travels with the latents: --latent_cache alone is enough to train
+        TextEmbeddingCache(out, dtype=torch.float32).write_null(TextEmbeddingCache(args.text_cache).null())
     done = skipped = existing = 0
     for i in range(rank, len(rows), world):
         row = rows[i]

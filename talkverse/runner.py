@@ -20,10 +20,16 @@ import numpy as np
 from .media.audio import DecodedAudio, read_audio
 from .media.constants import FPS
 from .media.image import load_image
-from .media.sizes import BUCKETS, check_size_spec, parse_width_height, table_size
+from .media.sizes import BUCKETS, check_size_spec, choose_bucket, parse_width_height, table_size
 from .pipelines.prompts import DEFAULT_PROMPT
 
 FrameCallback = Callable[["object"], None]  # receives the float frames [3, n, H, W] in [-1, 1] that are written
+# The shortest speech that drives a clip: one latent frame (4 video frames, 0.16 s).
+MIN_AUDIO_FRAMES = 4
+
+
+class OutputError(ValueError):
+    """The output path cannot be written (a folder, under a file, unwritable, or already there); one line."""
 
 
 @dataclass
@@ -65,15 +71,31 @@ class GenerationOptions:
 
 @dataclass
 class DecodedInputs:
-    """One video's inputs, each decoded once: the portrait (PIL RGB), the speech, and a dubbing source's reader."""
+    """One video's inputs, each decoded once: the portrait (PIL RGB), the speech, and a dubbing source's reader
+    (its 25 fps frames stream from one decode; the first is decoded up front, so a broken source fails early)."""
 
     image: object | None
     audio: DecodedAudio
     dub_video: object | None = None  # a talkverse.media.video.VideoReader, or None
     names: dict = field(default_factory=dict)  # "image" / "audio" / "dub_video" -> the path given
+    _dub_iter: Iterator | None = None
+    _dub_first: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.dub_video is not None and self._dub_iter is None:
+            from .media.video import VideoError
+
+            self._dub_iter = self.dub_video.iter_frames(FPS)
+            self._dub_first = next(self._dub_iter, None)
+            if self._dub_first is None:
+                raise VideoError(f"{self.dub_video.path}: no decodable video frames")
 
     def dub_frames(self) -> Iterator[np.ndarray] | None:
-        return None if self.dub_video is None else self.dub_video.iter_frames(FPS)
+        if self.dub_video is None:
+            return None
+        import itertools
+
+        return itertools.chain([self._dub_first], self._dub_iter)
 
     def close(self) -> None:
         if self.dub_video is not None:
@@ -108,14 +130,68 @@ def resolve_seed(seed: int | None) -> int:
 def load_inputs(image: str | Path | None, audio: str | Path, dub_video: str | Path | None = None) -> DecodedInputs:
     """Open and decode a request's files, raising ``ImageError`` / ``AudioError`` / ``VideoError`` (one line naming
     the file). Without ``image``, a dubbing source's first frame is the portrait (decoded by the same reader)."""
+    from .media.audio import AudioError
     from .media.video import VideoReader
 
     if image is None and dub_video is None:
         raise ValueError("an image is required (or a video to dub)")
     img = load_image(image) if image is not None else None
     speech = read_audio(audio)
+    if speech.seconds * FPS < MIN_AUDIO_FRAMES:
+        raise AudioError(audio, f"is {speech.seconds:.2f} s long; at least {MIN_AUDIO_FRAMES / FPS:.2f} s (one latent "
+                                f"frame, {MIN_AUDIO_FRAMES} video frames) is needed to drive a clip")
     reader = VideoReader(dub_video) if dub_video is not None else None
-    return DecodedInputs(img, speech, reader, {"image": image, "audio": audio, "dub_video": dub_video})
+    try:
+        return DecodedInputs(img, speech, reader, {"image": image, "audio": audio, "dub_video": dub_video})
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        raise
+
+
+def check_output_path(path: str | Path, overwrite: bool = False) -> Path:
+    """``path`` as the mp4 to write, checked before any model loads: not a folder, not under a file, writable (a
+    probe file is created and removed beside it), and not already there unless ``overwrite``. Creates missing
+    parent folders."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{p}: is a folder; give the mp4's file name (or --output_dir for the folder)")
+    if p.exists() and not overwrite:
+        raise OutputError(f"{p}: exists; pass --overwrite to replace it")
+    ancestor = p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{p}: {ancestor} is a file, not a folder")
+    probe = p.with_name(f".{p.stem}.partial{p.suffix or '.mp4'}")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"{p}: cannot write there ({e.strerror or e})") from None
+    return p
+
+
+def input_warnings(inputs: DecodedInputs, options: GenerationOptions, frames_needed: int) -> list[str]:
+    """What the inputs will be stretched into: an upscaled portrait, a dubbing source shorter than the speech."""
+    out = []
+    size = output_size(inputs, options)
+    img = inputs.image
+    if img is None and inputs.dub_video is not None:
+        img = inputs.dub_video.info
+    if img is not None:
+        w, h = (img.width, img.height)
+        hh, ww = size or choose_bucket(h, w, options.size_bucket)
+        if w < ww or h < hh:
+            name = inputs.names.get("image") or inputs.names.get("dub_video")
+            out.append(f"{name}: {w}x{h} is smaller than the {ww}x{hh} video; it is upscaled (expect a soft image)")
+    if inputs.dub_video is not None:
+        have = int(inputs.dub_video.info.duration * FPS)
+        if have < frames_needed:
+            out.append(f"{inputs.names['dub_video']}: {have} frames at 25 fps, the speech needs {frames_needed}; its "
+                       f"last frame is repeated for the remaining {frames_needed - have}")
+    return out
 
 
 def output_size(inputs: DecodedInputs, options: GenerationOptions) -> tuple[int, int] | None:
@@ -151,10 +227,12 @@ def pipeline_kwargs(pipe, inputs: DecodedInputs, options: GenerationOptions, pro
 
 
 def generate_to_file(pipe, inputs: DecodedInputs | None, options: GenerationOptions, output_path: str | Path | None,
-                     *, on_frames: FrameCallback | None = None, callback_on_step_end=None,
-                     prompt_embeds=None) -> VideoResult | None:
+                     *, on_frames: FrameCallback | None = None, callback_on_step_end=None, prompt_embeds=None,
+                     on_clip: Callable[[int, int, dict], None] | None = None) -> VideoResult | None:
     """Generate one video and write it atomically to ``output_path`` (H.264 25 fps + the speech as AAC; the temporary
-    ``.NAME.partial.mp4`` beside it is removed on any error). ``options.seed`` must be resolved (>= 0).
+    ``.NAME.partial.mp4`` beside it is removed on any error, Ctrl-C included). ``options.seed`` must be resolved.
+    ``on_clip(clip, num_clips, seconds)`` gets each written clip's stage times ({"motion", "denoise", "decode",
+    "write"}, wall seconds).
 
     On a rank other than the host of a multi-rank run, ``inputs`` and ``output_path`` are None: it only drives the
     DiT and returns None."""
@@ -174,11 +252,14 @@ def generate_to_file(pipe, inputs: DecodedInputs | None, options: GenerationOpti
     with VideoWriter(output_path, fps=FPS, crf=options.crf, audio=inputs.audio, audio_bitrate=options.audio_bitrate,
                      max_frames=plan.output_frames, rounding=options.rounding, metadata=meta,
                      max_audio_seconds=plan.output_frames / FPS if plan.capped else None) as writer:
-        for frames in pipe.iter_clips(inputs.image, callback_on_step_end=callback_on_step_end, **kw):
+        for clip, frames in enumerate(pipe.iter_clips(inputs.image, callback_on_step_end=callback_on_step_end, **kw)):
+            t0 = time.perf_counter()
             writer.write(frames)
             size = tuple(frames.shape[-2:])
             if on_frames is not None:
                 on_frames(frames)
+            if on_clip is not None:
+                on_clip(clip, plan.num_clips, {**pipe.clip_seconds[clip], "write": time.perf_counter() - t0})
     return VideoResult(Path(output_path), options.seed, plan.num_clips, writer.frames_written, size,
                        time.perf_counter() - t0)
 

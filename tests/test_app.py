@@ -124,7 +124,7 @@ def test_args_demo_defaults_and_real_model(tmp_path, monkeypatch, capsys):
     assert "tiny demo model is not in this installation" in capsys.readouterr().err
     fake.mkdir()
     c = cli.parse_args([])
-    assert c.task == "s2v-tiny-demo" and c.ckpt_dir == str(fake) and c.model_config == "s2v_demo"
+    assert c.task == "s2v-tiny-demo" and c.ckpt_dir == str(fake)
     assert settings_from_args(c).model_name == "the tiny demo model"
 
 

@@ -24,8 +24,9 @@ def test_wheel_serves_the_demo_from_an_empty_folder(tmp_path):
     # The dependencies (torch, diffusers, ...) are reused from this interpreter; talkverse itself is not.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
     py, bindir = venv / "bin" / "python", venv / "bin"
-    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True,
-                   capture_output=True, timeout=600)
+    # --ignore-installed: the checkout's editable install is visible from the venv and must not satisfy the wheel
+    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", "-q", str(wheel)],
+                   check=True, capture_output=True, timeout=600)
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

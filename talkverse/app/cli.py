@@ -8,8 +8,11 @@ layout plus the TalkVerse file, or a saved TalkVersePipeline folder).
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -78,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max_file_size", default="200mb", help="largest upload accepted (default 200mb)")
     s.add_argument("--queue_size", type=_positive(int), default=None,
                    help="requests allowed to wait in the queue (default: unlimited)")
+    s.add_argument("--log_level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="console log level (default info; debug adds the traceback of every failed request)")
 
     e = p.add_argument_group("prompt enhancement (optional)")
     e.add_argument("--enhancer", default=None,
@@ -111,7 +116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
     for noisy in ("httpx", "urllib3", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     from .ui import build_ui
 
     settings = settings_from_args(args)
+    if args.output_dir is None:  # our own temporary folder: removed when the server stops (Ctrl-C or SIGTERM)
+        atexit.register(shutil.rmtree, settings.output_dir, True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     def load():
         logging.getLogger("talkverse.app").info("loading %s", args.ckpt_dir)

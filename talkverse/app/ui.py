@@ -43,9 +43,10 @@ def make_generate_fn(settings: AppSettings, models: ModelCache):
                 progress(0, desc="Encoding the image, prompt and audio")
                 result = generate_video(pipe, portrait, speech, prompt, negative_prompt, options,
                                         settings.output_dir, report=lambda done, desc: progress(done, desc=desc))
-        except Exception as e:  # noqa: BLE001 - the page shows one line; the console gets the traceback
-            log.exception("generation failed")
-            raise gr.Error(f"Generation failed ({_plain(e)}). The server log has the details.",
+        except Exception as e:  # noqa: BLE001 - one line on the page and in the log; the traceback at debug level
+            log.error("generation failed: %s", _plain(e))
+            log.debug("generation failed", exc_info=True)
+            raise gr.Error(f"Generation failed ({_plain(e)}). Run the app with --log_level debug for the details.",
                            title="Generation failed") from None
         path = str(result.video_path)
         history = add_result(history, path, result.caption(), settings.history)
@@ -61,7 +62,8 @@ def make_enhance_fn(enhancer: PromptEnhancer):
         except EnhancerError as e:
             raise gr.Error(str(e), title="Prompt enhancer") from None
         except Exception as e:  # noqa: BLE001
-            log.exception("prompt enhancement failed")
+            log.error("prompt enhancement failed: %s", _plain(e))
+            log.debug("prompt enhancement failed", exc_info=True)
             raise gr.Error(f"The prompt enhancer failed ({_plain(e)}).", title="Prompt enhancer") from None
 
     return enhance

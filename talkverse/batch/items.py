@@ -174,44 +174,60 @@ def check_unique_names(items: Sequence[BatchItem], where: Callable[[BatchItem], 
         raise BatchFileError(f"{prefix}output names must be unique across the batch; collisions:\n" + "\n".join(lines))
 
 
-def load_batch_file(path: str | os.PathLike[str]) -> list[BatchItem]:
-    """Parse a batch file (JSON array, or JSONL with blank and ``#`` lines ignored) into items."""
+def read_batch_file(path: str | os.PathLike[str]) -> tuple[list[BatchItem], list[tuple[str, str]]]:
+    """Parse a batch file (JSON array, or JSONL with blank and ``#`` lines ignored), leniently: (the items that can
+    run, [(where, one-line reason)] for those that cannot: bad JSON on a line, a missing key, a bad value, an output
+    name already taken by an earlier item). A file that cannot be read or parsed at all, or has no items, raises
+    ``BatchFileError``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise BatchFileError(f"{path}: cannot read batch file: {e}") from e
     base_dir = path.resolve().parent
-    items: list[BatchItem] = []
-    where_of: dict[int, str] = {}
-
+    entries: list[tuple[str, object]] = []  # (where, decoded object or the JSON error)
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise BatchFileError(f"{path}, line {e.lineno} column {e.colno}: invalid JSON: {e.msg}") from e
-        for i, obj in enumerate(data):
-            where_of[i] = f"item {i}"
-            items.append(_parse_item(obj, i, f"{path}, item {i}", base_dir))
+        entries = [(f"item {i}", obj) for i, obj in enumerate(data)]
     else:
         for lineno, line in enumerate(text.splitlines(), start=1):
             s = line.strip()
             if not s or s.startswith("#"):
                 continue
-            i = len(items)
+            where = f"line {lineno} (item {len(entries)})"
             try:
-                obj = json.loads(s)
+                entries.append((where, json.loads(s)))
             except json.JSONDecodeError as e:
-                raise BatchFileError(
-                    f"{path}, line {lineno} (item {i}): invalid JSON: {e.msg} at column {e.colno} "
-                    "(expected a JSON array or one JSON object per line)"
-                ) from e
-            where_of[i] = f"line {lineno} (item {i})"
-            items.append(_parse_item(obj, i, f"{path}, line {lineno} (item {i})", base_dir))
-
-    if not items:
+                entries.append((where, BatchFileError(f"{path}, {where}: invalid JSON: {e.msg} at column {e.colno} "
+                                                      "(expected a JSON array or one JSON object per line)")))
+    if not entries:
         raise BatchFileError(f"{path}: the batch file has no items")
-    check_unique_names(items, lambda it: where_of[it.index], f"{path}: ")
+    items, failed, taken, taken_names = [], [], {}, {}
+    for i, (where, obj) in enumerate(entries):
+        try:
+            if isinstance(obj, BatchFileError):
+                raise obj
+            item = _parse_item(obj, i, f"{path}, {where}", base_dir)
+            key = str(item.name).casefold()  # "A.mp4" and "a.mp4" are one file on macOS and Windows
+            if key in taken:
+                raise BatchFileError(f"{path}, {where}: output names must be unique; {item.name!r} is already used by "
+                                     f"{taken[key]} ({taken_names[key]!r})")
+        except BatchFileError as e:
+            failed.append((where, str(e)))
+            continue
+        taken[key], taken_names[key] = where, item.name
+        items.append(item)
+    return items, failed
+
+
+def load_batch_file(path: str | os.PathLike[str]) -> list[BatchItem]:
+    """:func:`read_batch_file`, strictly: the first item that cannot run raises ``BatchFileError``."""
+    items, failed = read_batch_file(path)
+    if failed:
+        raise BatchFileError(failed[0][1])
     return items
 
 

@@ -144,6 +144,7 @@ def run_batch(
     overwrite: bool = False,
     logger: logging.Logger | None = None,
     ext: str = ".mp4",
+    invalid: Sequence[tuple[str, str]] = (),
 ) -> BatchSummary:
     """Generate every item into ``output_dir/<name><ext>``; returns this worker's summary.
 
@@ -152,7 +153,8 @@ def run_batch(
     and SystemExit propagate. Existing outputs are skipped unless ``overwrite``. Items are taken longest audio
     first; with ``world_size > 1`` all workers share one queue through claim files under
     ``output_dir/.talkverse_batch/<run_id>/`` (``run_id`` required, identical on every worker, and new for each
-    launch -- see :func:`make_run_id`).
+    launch -- see :func:`make_run_id`). ``invalid``: (where, reason) of the batch file's unusable items
+    (:func:`~talkverse.batch.items.read_batch_file`), counted as failed on rank 0.
     """
     logger = logger or log
     if world_size < 1 or not 0 <= rank < world_size:
@@ -181,6 +183,10 @@ def run_batch(
     order = sorted(items, key=lambda it: (-costs[it.index], it.index))
 
     summary = BatchSummary()
+    if rank == 0:  # items the batch file could not describe (read_batch_file): failed, reported once
+        for where, reason in invalid:
+            logger.error("[rank 0] FAILED %s: %s", where, reason)
+            summary.failed.append((where, reason))
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(order), desc=f"batch rank {rank}", unit="item", position=rank, leave=world_size == 1,

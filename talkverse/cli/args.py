@@ -77,6 +77,12 @@ def load_pipeline_from_args(args, device, dit_only: bool = False):
     from ..pipelines.loading import load_pipeline
 
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    if get("quiet", False):  # the loaders' own bars ("Loading pipeline components", "Loading weights")
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
     profile = resolve_profile(get("profile"))
     bf16 = get("convert_model_dtype", False) or profile.dtype == "bf16"
     perf = dict(attention_backend=get("attention_backend"), compile=get("compile", False), fp8=get("fp8", False),

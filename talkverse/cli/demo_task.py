@@ -15,7 +15,7 @@ def demo_defaults() -> dict:
 
     return {"ckpt_dir": str(demo_model_dir()), "image": str(demo_face()), "audio": str(demo_speech()),
             "size_bucket": "128x128", "infer_frames": 24, "sample_steps": 20, "sample_guide_scale": 4.0,
-            "base_seed": 0, "model_config": "s2v_demo"}
+            "base_seed": 0}
 
 
 def apply_demo_task(args, parser, *, bare: bool) -> None:

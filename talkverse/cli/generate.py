@@ -1,6 +1,7 @@
 """talkverse-generate (generate.py): (portrait image, speech audio, prompt) -> lip-synced mp4 with the audio muxed.
 
-Without arguments it runs the shipped tiny demo model (CPU, no download). Single video:
+Without --ckpt_dir it runs the shipped tiny demo model (CPU, no download), on the demo inputs or on --image/--audio.
+Single video:
     talkverse-generate --ckpt_dir ckpts/Wan2.2-TI2V-5B --lora_ckpt ckpts/talkverse_s2v_5b.safetensors \\
         --wav2vec_dir ckpts/wav2vec2-large-xlsr-53-english --image face.png --audio speech.wav \\
         --prompt "A woman talks to the camera." --convert_model_dtype
@@ -11,7 +12,8 @@ Batch (JSON array or JSONL of {image, audio, prompt, name?}; the reference's con
 
 The flag names are the reference TalkVerse generate.py's, so its commands keep working; the reference's batch mode is
 only taken when --batch_file is given. --ckpt_dir takes the original Wan2.2-TI2V-5B directory, Wan2.2-TI2V-5B in the
-Diffusers layout, or a folder saved by TalkVersePipeline.save_pretrained (no --lora_ckpt then).
+Diffusers layout, or a folder saved by TalkVersePipeline.save_pretrained (--lora_ckpt is then merged on top).
+Every input, flag and the output path are checked before a model loads; nothing is written on an error.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import sys
 from pathlib import Path
 
 from ..pipelines.prompts import DEFAULT_PROMPT
-from .args import add_device_arguments, add_model_arguments, add_performance_arguments
+from .args import add_device_arguments, add_model_arguments, add_performance_arguments, add_switches
+from .checks import EXIT_STATUS_HELP, FAILED, INTERRUPTED, OK, USAGE, UsageError
+
+log = logging.getLogger("talkverse.generate")
 
 
 def _num_clip(v: str):
@@ -39,13 +44,12 @@ def _shift_frames(v: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="talkverse-generate", description=__doc__,
+    p = argparse.ArgumentParser(prog="talkverse-generate", description=__doc__, epilog=EXIT_STATUS_HELP,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     m = p.add_argument_group("model")
     add_model_arguments(m, reference_compat=True,
                         task_help="s2v-5B: TalkVerse S2V-5B (needs --ckpt_dir); s2v-tiny-demo: the shipped tiny demo "
-                                  "model (CPU, no download). Default: s2v-5B, or the demo when run without "
-                                  "--ckpt_dir/--image/--audio/--batch_file")
+                                  "model (CPU, no download). Default: s2v-5B with --ckpt_dir, else the demo")
 
     i = p.add_argument_group("inputs")
     i.add_argument("--image", help="reference portrait (any PIL-readable image; EXIF rotation applied)")
@@ -69,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num_clip", type=_num_clip, default=None,
                    help="'auto' (default): enough clips for the whole audio; an integer caps the clip count")
     s.add_argument("--frame_num", type=int, default=None, help="accepted for the reference's CLI; unused by s2v")
-    s.add_argument("--start_from_ref", action="store_true", help="clip 0 continues from the reference image")
+    add_switches(s, [("--start_from_ref", "clip 0 continues from the reference image")])
     s.add_argument("--first_clip_motion", default=None, choices=["drop", "zeros"],
                    help="first clip: drop the motion tokens (the reference) or pack 19 zero latents (as in training); "
                         "default: the model's setting (drop for s2v-5B, zeros for the demo model)")
@@ -91,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ulysses_size", type=int, default=1,
                    help="Ulysses sequence parallelism: split every DiT forward over N ranks (torchrun "
                         "--nproc_per_node=N[x2]); N must divide the 24 attention heads")
-    d.add_argument("--cfg_parallel", action="store_true",
-                   help="run the conditional and unconditional CFG branches on two rank groups (2 x ulysses_size "
-                        "ranks)")
-    d.add_argument("--dit_fsdp", action="store_true", help="shard the DiT weights with FSDP2 (not implemented yet)")
-    d.add_argument("--t5_fsdp", action="store_true", help="accepted for the reference's CLI; umT5 runs on rank 0 only")
-    d.add_argument("--no_cfg_batch", action="store_true", help="run the CFG branches one after the other (less "
-                                                               "memory)")
+    add_switches(d, [
+        ("--cfg_parallel", "run the conditional and unconditional CFG branches on two rank groups (2 x ulysses_size "
+                           "ranks)"),
+        ("--dit_fsdp", "shard the DiT weights with FSDP2 over the ranks of one video (each rank holds 1/N of them "
+                       "and gathers one block at a time); with --ulysses_size and/or --cfg_parallel"),
+        ("--t5_fsdp", "accepted for the reference's CLI; umT5 runs on rank 0 only"),
+        ("--no_cfg_batch", "run the CFG branches one after the other (less memory)")])
 
     f = p.add_argument_group("performance (docs/performance.md)")
     add_performance_arguments(f)
@@ -107,18 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--output_dir", default="outputs", help="folder for outputs (default: outputs)")
     o.add_argument("--save_frames_npy", help="also save the written frames as float32 [T, H, W, 3] in [-1, 1] "
                                              "(.npy; for comparing runs before the uint8/H.264 rounding)")
-    o.add_argument("--crf", type=int, default=10, help="H.264 quality (lower = better; default 10)")
+    o.add_argument("--crf", type=int, default=10, help="H.264 quality, 0-51 (lower = better; default 10)")
     o.add_argument("--audio_bitrate", default="192k", help="AAC bitrate (default 192k)")
     o.add_argument("--batch_file", default=None, help="JSON/JSONL list of items; runs batch mode (sharded across "
                                                       "torchrun ranks with a dynamic queue)")
-    o.add_argument("--overwrite", action="store_true", help="batch: regenerate items whose output exists")
-    o.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_switches(o, [("--overwrite", "replace an existing output (single video) or regenerate items whose output "
+                                     "exists (batch); without it nothing is ever overwritten")])
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bars (the loading bars included)")
+    o.add_argument("-v", "--verbose", action="store_true",
+                   help="per-clip stage timings (motion encode, denoise, decode, write) and full tracebacks")
     return p
 
 
 def _error(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
-    return 2
+    return USAGE
 
 
 def options_from_args(args):
@@ -133,84 +140,113 @@ def options_from_args(args):
         dub_ref=args.dub_ref, crf=args.crf, audio_bitrate=args.audio_bitrate, progress=not args.quiet)
 
 
-def _check_frames(args) -> str | None:
-    from ..pipelines.timeline import ClipGeometry
+def checked_options(args, parser):
+    """The generation options, every flag and the model folder checked (no heavy import)."""
+    from .checks import check_device, check_flag_combinations, check_model_flags
+    from .values import check_values
 
+    check_values(args)
+    check_flag_combinations(args, parser)
+    check_device(args.device)
+    if not args.ckpt_dir:
+        raise UsageError(f"--ckpt_dir is required for --task {args.task} (without --task the tiny demo model runs)")
+    if not Path(args.ckpt_dir).exists():
+        raise UsageError(f"--ckpt_dir {args.ckpt_dir}: not found")
+    check_model_flags(args, parser)
     try:
-        ClipGeometry(args.infer_frames).check("--infer_frames")
+        return options_from_args(args).check()
     except ValueError as e:
-        return str(e)
-    return None
+        raise UsageError(str(e)) from None
 
 
-def run_single(args) -> int:
-    from ..convert.errors import CheckpointError
+def _load(args, dit_only: bool = False):
+    """The pipeline, after every check passed; says which model when it is the demo's."""
+    from ..parallel.distributed import default_device
+    from .args import load_pipeline_from_args
+    from .demo_task import DEMO_TASK
+
+    if args.task == DEMO_TASK:
+        print(f"model: the tiny demo model ({args.ckpt_dir}); --ckpt_dir picks another", file=sys.stderr, flush=True)
+    return load_pipeline_from_args(args, default_device(args.device), dit_only=dit_only)
+
+
+def _print_clip_seconds(clip: int, num_clips: int, sec: dict) -> None:
+    print(f"clip {clip + 1}/{num_clips}: motion encode {sec['motion']:.2f} s, denoise {sec['denoise']:.2f} s, "
+          f"decode {sec['decode']:.2f} s, write {sec['write']:.2f} s", file=sys.stderr, flush=True)
+
+
+def run_single(args, parser) -> int:
     from ..media.audio import AudioError
     from ..media.image import ImageError
     from ..media.video import VideoError
-    from ..runner import default_output_path, generate_to_file, load_inputs
+    from ..parallel.distributed import launched_rank, launched_world_size
+    from ..runner import OutputError, check_output_path, default_output_path, load_inputs
 
-    problem = _check_frames(args)
-    if problem:
-        return _error(problem)
-    try:
-        options = options_from_args(args).check().resolved()
-    except ValueError as e:
-        return _error(str(e))
+    options = checked_options(args, parser).resolved()
     if args.image is None and args.dub_video is None:
-        return _error("--image is required (or --dub_video)")
+        raise UsageError("--image is required (or --dub_video)")
     if args.audio is None:
-        return _error("--audio is required")
-    if not args.ckpt_dir:
-        return _error("--ckpt_dir is required")
-    if args.dit_fsdp:
-        return _error("--dit_fsdp is not implemented yet; use --ulysses_size (activations) or --convert_model_dtype")
-    state = None
-    if args.ulysses_size > 1 or args.cfg_parallel:
-        from ..parallel.distributed import launched_world_size
-        from ..parallel.state import build_state, check_sizes
+        raise UsageError("--audio is required")
+    parallel = args.ulysses_size > 1 or args.cfg_parallel
+    host = not parallel or launched_rank() == 0
+    inputs = out = None
+    if parallel:
+        from ..parallel.state import check_sizes
 
         try:
             check_sizes(launched_world_size(), args.ulysses_size, args.cfg_parallel)
         except ValueError as e:
-            return _error(str(e))
-        if args.cfg_parallel and args.sample_guide_scale <= 1:
-            return _error("--cfg_parallel needs CFG (--sample_guide_scale > 1)")
-        state = build_state(args.ulysses_size, args.cfg_parallel, args.device)
-    host = state is None or state.is_host
-    inputs = None
+            raise UsageError(str(e)) from None
     if host:
+        stem = Path(args.image or args.dub_video).stem
+        target = Path(args.save_file) if args.save_file else default_output_path(args.output_dir, stem, options)
         try:
+            out = check_output_path(target, args.overwrite)
             inputs = load_inputs(args.image, args.audio, args.dub_video)
-        except (ImageError, AudioError, VideoError) as e:
-            return _error(str(e))
-    from ..parallel.distributed import close_distributed, default_device
-    from .args import load_pipeline_from_args
-
+        except (ImageError, AudioError, VideoError, OutputError) as e:
+            raise UsageError(str(e)) from None
     try:
-        pipe = load_pipeline_from_args(args, default_device(args.device), dit_only=not host)
+        return _generate(args, options, inputs, out, host)
+    finally:
+        if inputs is not None:
+            inputs.close()
+
+
+def _generate(args, options, inputs, out, host: bool) -> int:
+    from ..convert.errors import CheckpointError
+    from ..parallel.distributed import close_distributed
+    from ..pipelines.timeline import audio_frames
+    from ..runner import generate_to_file, input_warnings
+    from .checks import check_cuda_with_torch
+
+    if host:
+        frames = audio_frames(len(inputs.audio.waveform()))
+        for warning in input_warnings(inputs, options, frames):
+            print(f"warning: {warning}", file=sys.stderr)
+    check_cuda_with_torch(args.device)
+    state = None
+    if args.ulysses_size > 1 or args.cfg_parallel:
+        from ..parallel.state import build_state
+
+        state = build_state(args.ulysses_size, args.cfg_parallel, args.device, shard_weights=args.dit_fsdp)
+    try:
+        pipe = _load(args, dit_only=not host)
         if state is not None:
             from ..parallel.state import check_sizes
 
             check_sizes(state.world, args.ulysses_size, args.cfg_parallel, pipe.transformer.config.num_attention_heads)
             pipe.enable_parallel(state)
     except (CheckpointError, OSError, ValueError) as e:
-        return _error(str(e))
-    out = None
+        raise UsageError(str(e)) from None
     embeds = None
     if host:
-        stem = Path(args.image or args.dub_video).stem
-        out = Path(args.save_file) if args.save_file else default_output_path(args.output_dir, stem, options)
         print(f"seed {options.seed}", flush=True)
         embeds = pipe.encode_prompt(options.prompt, options.negative_prompt)
         pipe.free_text_encoder()
     chunks = []
     grab = (lambda fr: chunks.append(fr.permute(1, 2, 3, 0).cpu().numpy())) if args.save_frames_npy and host else None
-    try:
-        result = generate_to_file(pipe, inputs, options, out, on_frames=grab, prompt_embeds=embeds)
-    finally:
-        if inputs is not None:
-            inputs.close()
+    result = generate_to_file(pipe, inputs, options, out, on_frames=grab, prompt_embeds=embeds,
+                              on_clip=_print_clip_seconds if args.verbose else None)
     if chunks:
         import numpy as np
 
@@ -218,31 +254,26 @@ def run_single(args) -> int:
     close_distributed()
     if result is not None:
         print(result.line(), flush=True)
-    return 0
+    return OK
 
 
-def run_batch_mode(args) -> int:
-    from ..batch import BatchFileError, gather_summaries, item_seed, load_batch_file, make_run_id, run_batch
+def run_batch_mode(args, parser) -> int:
+    from dataclasses import replace
+
+    from ..batch import BatchFileError, gather_summaries, item_seed, make_run_id, read_batch_file, run_batch
     from ..parallel.distributed import close_distributed, init_distributed, world
     from ..runner import generate_to_file, load_inputs
-    from .args import load_pipeline_from_args
 
-    device = init_distributed(args.device)
+    try:
+        items, invalid = read_batch_file(args.batch_file)
+    except BatchFileError as e:
+        raise UsageError(str(e)) from None
+    base = checked_options(args, parser)
+    init_distributed(args.device)
     rank, world_size = world()
-    try:
-        items = load_batch_file(args.batch_file)
-    except (BatchFileError, OSError) as e:
-        return _error(str(e))
-    if not args.ckpt_dir:
-        return _error("--ckpt_dir is required")
-    try:
-        base = options_from_args(args).check()
-    except ValueError as e:
-        return _error(str(e))
     run_id = make_run_id() if world_size > 1 else None
     base_seed = args.base_seed if args.base_seed >= 0 else 0
-    pipe = load_pipeline_from_args(args, device)
-    from dataclasses import replace
+    pipe = _load(args)
 
     def generate_one(item, output_path: Path) -> None:
         options = replace(base, seed=item_seed(item, base_seed), progress=False, prompt=item.prompt or base.prompt,
@@ -255,52 +286,51 @@ def run_batch_mode(args) -> int:
             inputs.close()
 
     summary = run_batch(items, args.output_dir, generate_one, rank=rank, world_size=world_size, run_id=run_id,
-                        overwrite=args.overwrite, logger=logging.getLogger("talkverse.batch"))
+                        overwrite=args.overwrite, logger=logging.getLogger("talkverse.batch"), invalid=invalid)
     total = gather_summaries(summary)
     if rank == 0:
         print(total.line(), flush=True)
     close_distributed()
-    return total.exit_code
+    return FAILED if total.failed else OK
 
 
 def check_ckpt(args) -> int:
     if not args.ckpt_dir:
-        return _error("--check_ckpt needs --ckpt_dir")
+        raise UsageError("--check_ckpt needs --ckpt_dir")
     from ..convert.errors import CheckpointError
     from ..loaders.transformer import load_transformer
 
     try:
         model = load_transformer(args.ckpt_dir, args.lora_ckpt, config=args.model_config, lora_alpha=args.lora_alpha)
     except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    n = sum(p.numel() for p in model.parameters())
-    print(f"loaded TalkVerseTransformer3DModel: {n:,} parameters")
-    return 0
-
-
-def apply_task(args, parser) -> None:
-    """Fill the demo task's defaults into every option the user left at its s2v-5B default."""
-    from .demo_task import DEMO_TASK, apply_demo_task
-
-    bare = not (args.ckpt_dir or args.image or args.audio or args.batch_file or args.dub_video)
-    apply_demo_task(args, parser, bare=bare)
-    if args.task == DEMO_TASK and args.save_file is None and args.output_dir == parser.get_default("output_dir"):
-        args.save_file = str(Path(args.output_dir) / f"demo_{args.base_seed}.mp4")
+        raise UsageError(str(e)) from None
+    print(f"loaded TalkVerseTransformer3DModel: {sum(p.numel() for p in model.parameters()):,} parameters")
+    return OK
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        apply_task(args, parser)
-    except FileNotFoundError as e:
-        return _error(str(e))
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose or not args.quiet else logging.WARNING, format="%(message)s")
     for noisy in ("httpx", "urllib3", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.check_ckpt:
-        return check_ckpt(args)
-    if args.batch_file:
-        return run_batch_mode(args)
-    return run_single(args)
+    try:
+        from .demo_task import apply_demo_task
+
+        apply_demo_task(args, parser, bare=not args.ckpt_dir)
+        if args.check_ckpt:
+            return check_ckpt(args)
+        return run_batch_mode(args, parser) if args.batch_file else run_single(args, parser)
+    except UsageError as e:
+        return _error(str(e))
+    except FileNotFoundError as e:  # the demo model missing from this installation
+        return _error(str(e))
+    except KeyboardInterrupt:
+        print("interrupted; nothing written", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - one line; the traceback with -v
+        if args.verbose:
+            raise
+        msg = " ".join(str(e).split())
+        print(f"error: generation failed: {type(e).__name__}: {msg} (-v shows the traceback)", file=sys.stderr)
+        return FAILED

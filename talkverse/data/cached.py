@@ -18,8 +18,12 @@ def _metadata(path: Path) -> dict[str, str]:
         return dict(f.metadata() or {})
 
 
+NULL_EMBEDDING = "null.safetensors"  # the text cache's null embedding, stored beside the windows by precache
+
+
 class CachedLatentDataset(Dataset):
-    """One item per ``<folder>/**/<clip_id>.safetensors``.
+    """One item per ``<folder>/**/<clip_id>.safetensors`` (the top-level ``null.safetensors`` is the null text
+    embedding, not a window).
 
     Item keys (float32 tensors): x0 [48, 18, h, w], motion [48, 19, h, w] (zeros without motion), ref [48, 1, h, w],
     audio [L+1, C, 72], context [L, D], roi_weight [18, h, w]; plus has_motion bool, size (H, W), clip_id, index.
@@ -27,7 +31,8 @@ class CachedLatentDataset(Dataset):
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.files = sorted(p for p in self.folder.rglob("*.safetensors") if not p.name.startswith("."))
+        self.files = sorted(p for p in self.folder.rglob("*.safetensors") if not p.name.startswith(".")
+                            and p != self.folder / NULL_EMBEDDING)
         if not self.files:
             raise FileNotFoundError(f"{self.folder}: no cached .safetensors windows")
         self._meta: dict[int, dict[str, str]] = {}

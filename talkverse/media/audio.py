@@ -50,30 +50,31 @@ class DecodedAudio:
         return self._mono[sr]
 
 
-def _decode_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
+def _decode_soundfile(fh) -> tuple[np.ndarray, int] | None:
     """[channels, samples] float32 and the rate, or None if libsndfile cannot read the file."""
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(fh) as f:
             data = f.read(dtype="float32", always_2d=True)  # [samples, channels]
             return np.ascontiguousarray(data.T), int(f.samplerate)
     except Exception:  # libsndfile could not parse it: let ffmpeg try
         return None
 
 
-def _decode_av(path: Path) -> tuple[np.ndarray, int]:
-    """[channels, samples] float32 and the rate of the first audio stream, decoded by ffmpeg (PyAV)."""
+def _decode_av(path: Path, fh) -> tuple[np.ndarray, int, float | None]:
+    """[channels, samples] float32, the rate and the declared seconds of the first audio stream (ffmpeg, PyAV)."""
     import av
 
     try:
-        container = av.open(str(path))
+        container = av.open(fh)
     except Exception as e:
         raise AudioError(path, f"cannot be decoded as audio ({type(e).__name__}: {e})") from None
     try:
         if not container.streams.audio:
             raise AudioError(path, "has no audio stream")
         stream = container.streams.audio[0]
+        declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
         resampler = av.AudioResampler(format="fltp")  # float32 planar; keeps the rate and channel layout
         chunks, rate = [], stream.rate
         try:
@@ -90,23 +91,67 @@ def _decode_av(path: Path) -> tuple[np.ndarray, int]:
     finally:
         container.close()
     if not chunks:
-        return np.zeros((1, 0), np.float32), int(rate or 0)
-    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), int(rate)
+        return np.zeros((1, 0), np.float32), int(rate or 0), declared
+    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), int(rate), declared
+
+
+TRUNCATION_TOLERANCE_S = 0.1  # encoder padding and container rounding stay well below this
+
+
+def _wav_declared_seconds(fh) -> float | None:
+    """The length a RIFF/WAVE header declares (its ``data`` chunk size), from the header alone; None if not a WAV
+    or the length is unknown. Leaves ``fh`` at the start."""
+    import struct
+
+    try:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block = rate = None
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = fh.read(size)
+                rate, block = struct.unpack("<I", fmt[4:8])[0], struct.unpack("<H", fmt[12:14])[0]
+                fh.seek(size % 2, 1)
+            elif cid == b"data":
+                # 0 and 0xFFFFFFFF are streaming writers' "unknown length" markers
+                return None if not rate or not block or size in (0, 0xFFFFFFFF) else size / block / rate
+            else:
+                fh.seek(size + size % 2, 1)
+    finally:
+        fh.seek(0)
 
 
 def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """The file's samples as float32 [channels, samples] at its own rate. Raises ``AudioError`` for bad input."""
+    """The file's samples as float32 [channels, samples] at its own rate, from one open of the file. Raises
+    ``AudioError`` for bad input, including a file whose header declares more audio than can be decoded (a cut-off
+    download, a truncated WAV): both lengths are given, rather than a silently shorter video."""
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file not found")
     if not path.is_file():
         raise AudioError(path, "not a regular file")
-    decoded = _decode_soundfile(path)
-    data, rate = decoded if decoded is not None else _decode_av(path)
+    with open(path, "rb") as fh:
+        declared = _wav_declared_seconds(fh)
+        decoded = _decode_soundfile(fh)
+        if decoded is None:
+            fh.seek(0)
+            data, rate, from_container = _decode_av(path, fh)
+            declared = declared if declared is not None else from_container
+        else:
+            data, rate = decoded
     if data.shape[-1] == 0:
         raise AudioError(path, "contains no audio samples (0 s)")
     if rate <= 0:
         raise AudioError(path, f"has an invalid sample rate {rate}")
+    seconds = data.shape[1] / rate
+    if declared is not None and seconds < declared - max(TRUNCATION_TOLERANCE_S, 0.01 * declared):
+        raise AudioError(path, f"is truncated: its header declares {declared:.2f} s of audio but only {seconds:.2f} s "
+                               "can be decoded")
     return data, rate
 
 

@@ -43,6 +43,7 @@ class ParallelState:
     sp_group: object
     cfg_group: object | None
     device: torch.device
+    weight_mesh: object | None = None  # a 1-D DeviceMesh over every rank when the DiT weights are sharded
 
     @property
     def is_host(self) -> bool:
@@ -85,13 +86,17 @@ def check_sizes(world: int, ulysses_size: int, cfg_parallel: bool, num_heads: in
         raise ValueError(f"--ulysses_size {ulysses_size} must divide the number of attention heads ({num_heads})")
 
 
-def build_state(ulysses_size: int, cfg_parallel: bool, device: str | None = None) -> ParallelState:
-    """The ("cfg", "sp") mesh over torchrun's ranks (the process group is created here if needed)."""
+def build_state(ulysses_size: int, cfg_parallel: bool, device: str | None = None,
+                shard_weights: bool = False) -> ParallelState:
+    """The ("cfg", "sp") mesh over torchrun's ranks (the process group is created here if needed);
+    ``shard_weights`` adds the 1-D mesh the DiT weights are sharded over (``talkverse.parallel.fsdp``)."""
     from torch.distributed.device_mesh import init_device_mesh
 
     check_sizes(launched_world_size(), ulysses_size, cfg_parallel)
     dev = init_distributed(device)
     mesh = init_device_mesh(dev.type, (2 if cfg_parallel else 1, ulysses_size), mesh_dim_names=("cfg", "sp"))
+    weights = init_device_mesh(dev.type, (dist.get_world_size(),)) if shard_weights else None
     return ParallelState(world=dist.get_world_size(), rank=dist.get_rank(), sp_size=ulysses_size,
                          cfg_parallel=cfg_parallel, sp_group=mesh["sp"].get_group(),
-                         cfg_group=mesh["cfg"].get_group() if cfg_parallel else None, device=dev)
+                         cfg_group=mesh["cfg"].get_group() if cfg_parallel else None, device=dev,
+                         weight_mesh=weights)

@@ -1,6 +1,8 @@
 """Build a TalkVersePipeline from what users have on disk (checkpoints.md §1-§2).
 
-* A folder written by ``TalkVersePipeline.save_pretrained`` (``model_index.json`` naming TalkVersePipeline).
+* A folder written by ``TalkVersePipeline.save_pretrained`` (``model_index.json`` naming TalkVersePipeline), and
+  optionally a TalkVerse file trained from it (``lora_ckpt``: a ``step-N.safetensors`` of ``talkverse-train
+  --ckpt_dir <that folder>``), merged on top of its transformer.
 * The original Wan2.2-TI2V-5B directory or its Diffusers layout plus the TalkVerse file (``lora_ckpt``):
   ``talkverse.loaders.components``.
 
@@ -40,14 +42,17 @@ def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav
         raise CheckpointError(f"{root}: checkpoint folder not found")
     scheduler = make_scheduler(shift, solver)
     if is_talkverse_folder(root):
-        if lora_ckpt is not None:
-            raise CheckpointError(f"{root} is a saved TalkVersePipeline (its LoRA is already merged): a TalkVerse "
-                                  f"file ({lora_ckpt}) cannot be merged into it again")
         if wav2vec_dir is not None and (root / "audio_encoder").is_dir():
             raise CheckpointError(f"{root} is a saved TalkVersePipeline with its own audio_encoder/: a separate "
                                   f"wav2vec2 folder ({wav2vec_dir}) would be ignored")
         skip = dict(vae=None, text_encoder=None, tokenizer=None, audio_encoder=None, feature_extractor=None) \
             if dit_only else {}
+        if lora_ckpt is not None:  # the saved transformer is the base, the TalkVerse file goes on top
+            from ..loaders.components import saved_transformer_config
+            from ..loaders.transformer import load_transformer
+
+            skip["transformer"] = load_transformer(root, lora_ckpt, config=saved_transformer_config(root),
+                                                   torch_dtype=dit_dtype, lora_alpha=lora_alpha)
         pipe = TalkVersePipeline.from_pretrained(str(root), local_files_only=True, scheduler=scheduler, **skip)
         cast_dit(pipe.transformer, dit_dtype)  # not .to(dtype): the fp32 islands stay fp32
         if pipe.audio_encoder is None and wav2vec_dir is not None and not dit_only:

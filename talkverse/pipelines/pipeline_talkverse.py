@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -65,6 +66,7 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
         self.parallel = SingleProcess()  # enable_parallel() installs a multi-rank layout
         self._codecs: dict[str, tuple] = {}
         self._current_clip = self._num_clips = 0
+        self.clip_seconds: list[dict] = []
 
     @property
     def current_clip(self) -> int:
@@ -75,6 +77,9 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
     def num_clips(self) -> int:
         """The clip count of the running call."""
         return self._num_clips
+
+    # ``clip_seconds``: per decoded clip of the last call, wall seconds of {"motion" (encoding the motion frames and
+    # drawing the noise), "denoise", "decode"}; talkverse-generate -v prints them.
 
     def geometry(self, frames_per_clip: int) -> ClipGeometry:
         return ClipGeometry.from_configs(frames_per_clip, self.transformer.config,
@@ -95,13 +100,17 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
 
     def enable_parallel(self, state) -> "TalkVersePipeline":
         """Generate every video on the ranks of ``state`` (a ``talkverse.parallel.state.ParallelState``): Ulysses
-        sequence parallelism over ``state.sp_group`` and, with ``state.cfg_parallel``, one CFG branch per rank group.
-        The one place parallelism is installed; call it on every rank (the host holds the encoders and the VAE)."""
+        sequence parallelism over ``state.sp_group``, with ``state.cfg_parallel`` one CFG branch per rank group, and
+        with ``state.weight_mesh`` the DiT's weights sharded over every rank (FSDP2). The one place parallelism is
+        installed; call it on every rank (the host holds the encoders and the VAE)."""
+        from ..parallel.fsdp import apply_weight_sharding
         from ..parallel.ulysses import apply_sequence_parallel
 
         self.parallel = state
         if state.sp_size > 1:
             apply_sequence_parallel(self.transformer, state.sp_group)
+        if getattr(state, "weight_mesh", None) is not None:
+            apply_weight_sharding(self.transformer, state.weight_mesh)
         return self
 
     # ------------------------------------------------------------------ once-per-video encodings
@@ -289,10 +298,11 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
             buffer = torch.zeros(1, 3, geo.motion_frames, cond.height, cond.width, device=self.vae.device)
             if st.start_from_ref:
                 buffer[:, :, -START_FROM_REF_COPIES:] = ref_px.to(buffer)[:, :, :1]
-        self._num_clips = plan.num_clips
+        self._num_clips, self.clip_seconds = plan.num_clips, []
         for r in tqdm(range(plan.num_clips), desc="clips", unit="clip", disable=not (progress and host)):
             self._current_clip = r
             continuation = r > 0 or st.start_from_ref
+            t0 = time.perf_counter()
             if continuation:
                 motion = par.share_tensor(self.encode_video(buffer) if host else None, motion_shape)
             else:
@@ -312,12 +322,16 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
             x = par.share_tensor(x, shape)
             if st.dub_strength is not None:
                 cond.ref_latents = par.share_tensor(cond.ref_latents if host else None, tuple(cond.ref_latents.shape))
+            t1 = time.perf_counter()
             out = self.denoise_clip(x, cond, r, motion, timesteps, st.guidance_scale, st.cfg_batch, callback,
                                     callback_inputs, progress=progress and host)
+            t2 = time.perf_counter()
             if not host:
                 continue
             start, end = plan.output_range(r)
             kept = self.decode_clip(out, motion if continuation else None, end - start)  # [3, keep, H, W]
+            # wall seconds per stage (no device sync: on CUDA the decode's copy to the host absorbs the queue)
+            self.clip_seconds.append({"motion": t1 - t0, "denoise": t2 - t1, "decode": time.perf_counter() - t2})
             buffer = torch.cat([buffer, kept[None].to(buffer)], dim=2)[:, :, -geo.motion_frames:]
             take = min(kept.shape[1], plan.output_frames - start)
             if take > 0:

@@ -101,8 +101,13 @@ def export_talkverse(model: torch.nn.Module, path: Path, meta: dict, dtype: torc
 
 
 # ------------------------------------------------------------------------------------------------ resume state
+# The RNG states hold only tensors, ints, floats and strings, so state.pt loads with torch.load(weights_only=True):
+# a run folder from someone else cannot execute code on resume.
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -110,7 +115,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -179,7 +185,7 @@ def load_resume_state(path: Path, model, optimizer, lr_scheduler) -> dict:
 
     params = torch.load(path / "trainables.pt", map_location="cpu", weights_only=True)
     load_trainable_state(model, params)
-    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     set_optimizer_state_dict(_unwrap(model), optimizer, state["optimizer"],
                              options=StateDictOptions(full_state_dict=True))
     lr_scheduler.load_state_dict(state["lr_scheduler"])

@@ -1,0 +1,75 @@
+"""The checks ``talkverse-generate`` runs on its arguments before anything heavy is imported or loaded: each failure is
+one line naming the flag (or the file) and the problem, exit status 2."""
+
+from __future__ import annotations
+
+import os
+import re
+
+# Exit statuses of talkverse-generate (and talkverse-train), documented in --help.
+OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+EXIT_STATUS_HELP = ("exit status: 0 written; 1 generation failed, or some batch items failed (the summary lists "
+                    "them); 2 a bad argument, input file, output path or checkpoint (nothing is loaded or written); "
+                    "130 interrupted (Ctrl-C): nothing written")
+
+
+class UsageError(ValueError):
+    """A command line that cannot run; the message is the one line to print after "error: "."""
+
+
+def _given(args, parser, name: str) -> bool:
+    return getattr(args, name) != parser.get_default(name)
+
+
+# Flags each mode ignores, so a user who gives one is told instead of silently getting something else.
+SINGLE_ONLY = ("image", "audio", "dub_video", "save_file", "save_frames_npy")
+DUB_ONLY = ("dub_strength", "dub_ref")
+
+
+def check_flag_combinations(args, parser) -> None:
+    if args.batch_file:
+        for name in SINGLE_ONLY:
+            if getattr(args, name) is not None:
+                raise UsageError(f"--{name} is not used with --batch_file (each batch item names its own inputs and "
+                                 "the output is <output_dir>/<name>.mp4)")
+    if args.dub_video is None and not args.batch_file:
+        for name in DUB_ONLY:
+            if _given(args, parser, name):
+                raise UsageError(f"--{name} only applies to dubbing; pass --dub_video too")
+    if args.dit_fsdp and args.ulysses_size <= 1 and not args.cfg_parallel:
+        raise UsageError("--dit_fsdp shards the DiT over the ranks of one video: use it with --ulysses_size N "
+                         "and/or --cfg_parallel under torchrun")
+    if args.cfg_parallel and args.sample_guide_scale <= 1:
+        raise UsageError("--cfg_parallel needs CFG (--sample_guide_scale > 1)")
+
+
+def check_model_flags(args, parser) -> None:
+    """Flags the chosen checkpoint folder would ignore."""
+    from ..loaders.components import is_talkverse_folder
+
+    if args.ckpt_dir and is_talkverse_folder(args.ckpt_dir) and _given(args, parser, "model_config"):
+        raise UsageError(f"--model_config {args.model_config}: {args.ckpt_dir} is a saved pipeline with its own "
+                         "transformer config; drop --model_config")
+
+
+def check_device(name: str | None) -> None:
+    """A device name torch understands, and CUDA present when it is asked for (without importing torch)."""
+    if name is None:
+        return
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+        raise UsageError(f"--device {name!r}: use cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not (os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")):
+        raise UsageError(f"--device {name}: no CUDA device on this machine (use --device cpu)")
+
+
+def check_cuda_with_torch(name: str | None) -> None:
+    """The device check that needs torch (run just before the model loads)."""
+    if name is None or not name.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available to torch ({torch.__version__}); use --device cpu")
+    index = int(name.split(":")[1]) if ":" in name else 0
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")

@@ -3,7 +3,7 @@
 #
 #   scripts/train_demo.sh [WORK_DIR]      (default demo_work/)
 #
-# 1. tiny umT5 / tokenizer / random wav2vec2 (talkverse.pipelines.tiny, seed 0); the wav2vec2 is then fitted to
+# 1. tiny umT5 / tokenizer / random wav2vec2 (talkverse.testing.tiny, seed 0); the wav2vec2 is then fitted to
 #    predict log-mel bands of synthetic babble (scripts/fit_demo_audio_encoder.py), so its states carry loudness
 # 2. the VAE: AutoencoderKLWan at base width 8 fitted on synthetic faces (scripts/fit_demo_vae.py)
 # 3. the synthetic talking-face dataset in the TalkVerse format (train seed 1, held-out seed 2), text embeddings from

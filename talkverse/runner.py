@@ -117,7 +117,7 @@ class VideoResult:
 
     def line(self) -> str:
         return (f"wrote {self.video_path} ({self.frames} frames, {self.seconds:.2f} s, {self.size[1]}x{self.size[0]}, "
-                f"{self.num_clips} clips, seed {self.seed})")
+                f"{self.num_clips} clip{'s' if self.num_clips != 1 else ''}, seed {self.seed})")
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -189,7 +189,7 @@ def input_warnings(inputs: DecodedInputs, options: GenerationOptions, frames_nee
     if inputs.dub_video is not None:
         have = int(inputs.dub_video.info.duration * FPS)
         if have < frames_needed:
-            out.append(f"{inputs.names['dub_video']}: {have} frames at 25 fps, the speech needs {frames_needed}; its "
+            out.append(f"{inputs.names['dub_video']}: {have} frames at {FPS} fps, the speech needs {frames_needed}; its "
                        f"last frame is repeated for the remaining {frames_needed - have}")
     return out
 

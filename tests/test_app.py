@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -225,3 +226,68 @@ def test_page_hides_the_enhancer_without_a_model(tmp_path):
             "Guide scale", "Seed", "Number of clips", "Result", "Download mp4", "Last 8 results"} <= labels
     audio = next(b for b in demo.blocks.values() if isinstance(b, gr.Audio))
     assert audio.sources == ["upload", "microphone"]
+
+
+# ---------------------------------------------------------------- failures and shutdown
+def test_a_failed_request_logs_one_line_and_the_traceback_only_at_debug(tmp_path, caplog):
+    """An unexpected error in a request: the page gets one readable message, the log one line at error level; the
+    traceback is logged at debug level only."""
+    import logging
+
+    import gradio as gr
+
+    from talkverse.app.model import ModelCache
+    from talkverse.app.settings import AppSettings
+    from talkverse.app.ui import make_generate_fn
+
+    def broken_loader():
+        raise RuntimeError("CUDA out of memory\nsecond line of the message")
+
+    sf.write(tmp_path / "a.wav", 0.1 * np.sin(np.arange(8000) / 10).astype(np.float32), 16000)
+    fn = make_generate_fn(AppSettings(output_dir=tmp_path / "out"), ModelCache(broken_loader))
+    args = (str(_png(tmp_path / "face.png")), str(tmp_path / "a.wav"), "p", "", "128x128", 8, 2, 4.0, 0, 0, [])
+    for level, expect in ((logging.INFO, 1), (logging.DEBUG, 2)):
+        caplog.clear()
+        with caplog.at_level(level, logger="talkverse.app"), pytest.raises(gr.Error) as err:
+            fn(*args, progress=lambda *a, **k: None)
+        records = [r for r in caplog.records if r.name == "talkverse.app"]
+        assert len(records) == expect, [r.getMessage() for r in records]
+        assert records[0].levelno == logging.ERROR and records[0].exc_info is None
+        assert records[0].getMessage() == "generation failed: RuntimeError: CUDA out of memory"
+        assert "Traceback" not in str(err.value) and "second line" not in str(err.value)
+    assert records[1].levelno == logging.DEBUG and records[1].exc_info is not None
+
+
+@pytest.mark.slow
+def test_the_server_removes_its_temporary_folder_on_sigterm(tmp_path):
+    """Without --output_dir the app writes into a new temporary folder; stopping the server (SIGTERM, as systemd or
+    docker stop do) removes it."""
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, TMPDIR=str(tmp_path), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, "-m", "talkverse.app", "--port", str(port)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.5)
+        made = list(tmp_path.glob("talkverse-app-*"))
+        assert len(made) == 1 and made[0].is_dir()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-2000:]
+    assert not made[0].exists() and "Traceback" not in out

@@ -229,6 +229,32 @@ def test_run_batch_failures_resume_overwrite(tmp_path: Path, caplog: pytest.LogC
     assert (out / "long.mp4").read_bytes().startswith(b"long:")
 
 
+def test_unusable_items_fail_alone_and_the_rest_run(tmp_path: Path) -> None:
+    """A JSONL batch with an item missing 'audio', a line of bad JSON and a duplicate name: those three are failed
+    and reported in the summary, the two good items still run."""
+    from talkverse.batch import read_batch_file
+
+    _assets(tmp_path)
+    f = tmp_path / "batch.jsonl"
+    f.write_text("\n".join([json.dumps({"image": "a.png", "audio": "a.wav", "name": "first"}),
+                            json.dumps({"image": "b.png", "prompt": "no audio here"}),
+                            "{\"image\": \"a.png\",",
+                            json.dumps({"image": "b.png", "audio": "b.wav", "name": "first"}),
+                            json.dumps({"image": "b.png", "audio": "b.wav"})]) + "\n")
+    items, invalid = read_batch_file(f)
+    assert [it.name for it in items] == ["first", "00004_b"]
+    assert [where for where, _ in invalid] == ["line 2 (item 1)", "line 3 (item 2)", "line 4 (item 3)"]
+    assert "'audio'" in invalid[0][1] and "invalid JSON" in invalid[1][1] and "already used" in invalid[2][1]
+    assert all(str(f) in reason and "\n" not in reason for _, reason in invalid)
+    with pytest.raises(BatchFileError, match="'audio'"):
+        load_batch_file(f)  # the strict reader still refuses it
+    calls = tmp_path / "calls.log"
+    s = run_batch(items, tmp_path / "out", _make_generate_fn(calls), invalid=invalid)
+    assert sorted(_log(calls)) == ["00004_b", "first"] and s.exit_code == 1
+    assert s.line().splitlines()[0] == "batch: 2 done, 0 skipped, 3 failed"
+    assert "FAILED line 2 (item 1)" in s.line()
+
+
 def test_run_batch_generate_fn_must_write_output(tmp_path: Path) -> None:
     s = run_batch([BatchItem(0, "a.png", "a.wav")], tmp_path, lambda item, path: None, ext="webm")
     assert s.failed == [("00000_a", f"RuntimeError: generate_fn returned without writing {tmp_path / '00000_a.webm'}")]

@@ -36,7 +36,7 @@ def _inputs(model, motion: bool, batch: int = 1):
                 motion_latents=torch.randn(batch, c.in_channels, 19, h, w, generator=g) if motion else None)
 
 
-def _worker(rank: int, world: int, init_file: str, queue):
+def _worker(rank: int, world: int, init_file: str, queue, shard_weights: bool = False):
     from talkverse.parallel.ulysses import apply_sequence_parallel
 
     torch.set_num_threads(1)
@@ -45,6 +45,14 @@ def _worker(rank: int, world: int, init_file: str, queue):
         model, sp = _model(), _model()
         apply_sequence_parallel(sp, dist.group.WORLD)
         results = {}
+        if shard_weights:  # --dit_fsdp: FSDP2 over the same ranks; each keeps ~1/world of every sharded tensor
+            from torch.distributed.device_mesh import DeviceMesh
+
+            from talkverse.parallel.fsdp import apply_weight_sharding
+
+            apply_weight_sharding(sp, DeviceMesh.from_group(dist.new_group(list(range(world))), "cpu"))
+            local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in sp.parameters())
+            results["local_fraction"] = local / sum(p.numel() for p in model.parameters())
         for motion in (False, True):
             for batch in (1, 2):
                 kw = _inputs(model, motion, batch)
@@ -57,14 +65,16 @@ def _worker(rank: int, world: int, init_file: str, queue):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_sp_forward_equals_single_process(world, tmp_path):
+@pytest.mark.parametrize("world, shard_weights", [(2, False), (3, False), (2, True)])
+def test_sp_forward_equals_single_process(world, shard_weights, tmp_path):
     """First clip (no motion tokens) and a later clip (motion tokens), batch 1 and 2 (CFG), ≤ 1e-5 relative. With
     f=3, 8x8 latents the sequence has 48 + 16 (ref) [+ 84 motion] tokens: 64 and 148 tokens are not multiples of 3,
-    so world 3 exercises the padding."""
+    so world 3 exercises the padding. With ``shard_weights`` the DiT's weights are also FSDP2-sharded over the ranks
+    (``--dit_fsdp``): in the motion case rank 1 holds no noisy token, and must still gather every layer alike."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, world, str(tmp_path / "init"), queue)) for r in range(world)]
+    procs = [ctx.Process(target=_worker, args=(r, world, str(tmp_path / "init"), queue, shard_weights))
+             for r in range(world)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=300) for _ in procs]
@@ -72,6 +82,8 @@ def test_sp_forward_equals_single_process(world, tmp_path):
         p.join(timeout=60)
         assert p.exitcode == 0
     for rank, res in results:
+        if shard_weights:  # the causal audio encoder (< 5 %) stays whole on every rank
+            assert res.pop("local_fraction") < 0.55, res
         for key, rel in res.items():
             assert rel <= 1e-5, (world, rank, key, rel)
 
@@ -145,18 +157,23 @@ def _frames(path):
         return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(np.float64)
 
 
+MODES = {"ulysses": ["--ulysses_size", "2"], "cfg": ["--cfg_parallel"],
+         "ulysses_fsdp": ["--ulysses_size", "2", "--dit_fsdp"], "cfg_fsdp": ["--cfg_parallel", "--dit_fsdp"]}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["ulysses", "cfg"])
+@pytest.mark.parametrize("mode", list(MODES))
 def test_generate_multi_rank_equals_single(saved_tiny, mode):
-    """2 clips: `torchrun --nproc_per_node=2 generate.py --ulysses_size 2` and `--cfg_parallel` (2 ranks) write the
-    frames of the single-process run (H.264 crf 0, compared on the decoded frames)."""
+    """2 clips: `torchrun --nproc_per_node=2 generate.py --ulysses_size 2`, `--cfg_parallel` (2 ranks) and
+    `--ulysses_size 2 --dit_fsdp` and `--cfg_parallel --dit_fsdp` (the DiT weights sharded over both ranks; with CFG
+    parallelism the two ranks run different branches through the same layers) write the frames of the single-process
+    run (H.264 crf 0, compared on the decoded frames)."""
     single = saved_tiny / "single.mp4"
     if not single.exists():
         res = _generate(saved_tiny, single)
         assert res.returncode == 0, res.stderr[-3000:]
-    extra = ["--ulysses_size", "2"] if mode == "ulysses" else ["--cfg_parallel"]
     out = saved_tiny / f"{mode}.mp4"
-    res = _generate(saved_tiny, out, 2, *extra)
+    res = _generate(saved_tiny, out, 2, *MODES[mode])
     assert res.returncode == 0, res.stderr[-3000:]
     import numpy as np
 
@@ -176,7 +193,7 @@ def test_generate_rejects_incompatible_sizes(saved_tiny):
 
 
 def test_size_errors():
-    from talkverse.parallel.state import check_sizes
+    from talkverse.parallel.distributed import check_sizes
 
     check_sizes(4, 2, True, 24)
     with pytest.raises(ValueError, match="must divide the number of attention heads \\(24\\)"):

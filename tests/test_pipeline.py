@@ -245,15 +245,16 @@ def test_generate_bad_inputs_one_clear_line(tiny, media, tmp_path):
 
 @pytest.mark.slow
 def test_batch_two_workers_failure_and_resume(tiny, media, tmp_path):
-    """3 items (one with a missing audio file) on 2 torchrun workers: 2 mp4s, 1 logged failure, exit != 0; a rerun
-    skips the 2 done items."""
+    """4 items on 2 torchrun workers, one with a missing audio file and one without an "audio" key at all: 2 mp4s,
+    2 logged failures, exit != 0 (the bad items fail alone); a rerun skips the 2 done items."""
     import json
 
     _, folder = tiny
-    wav = _short_wav(tmp_path / "a.wav")
+    wav = _short_wav(tmp_path / "a.wav", seconds=0.2)  # 5 frames: above the 4-frame minimum
     items = [{"image": str(media / "astronaut.png"), "audio": str(wav), "prompt": "a man talking", "name": "one"},
              {"cond_image": str(media / "astronaut.png"), "cond_audio": {"person1": str(wav)}, "prompt": "a woman"},
-             {"image": str(media / "astronaut.png"), "audio": str(tmp_path / "nope.wav"), "name": "broken"}]
+             {"image": str(media / "astronaut.png"), "audio": str(tmp_path / "nope.wav"), "name": "broken"},
+             {"image": str(media / "astronaut.png"), "prompt": "no speech given", "name": "no_audio"}]
     batch = tmp_path / "batch.json"
     batch.write_text(json.dumps(items))
     out = tmp_path / "outs"
@@ -263,16 +264,16 @@ def test_batch_two_workers_failure_and_resume(tiny, media, tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode != 0
     mp4s = sorted(p.name for p in out.glob("*.mp4"))
-    assert mp4s == ["00001_astronaut.mp4", "one.mp4"], (mp4s, first.stdout[-2000:], first.stderr[-3000:])
+    assert mp4s == ["00001_astronaut.mp4", "one.mp4"], (mp4s, first.stdout[-2000:], first.stderr[-8000:])
     logs = first.stdout + first.stderr
-    assert "2 done, 0 skipped, 1 failed" in logs, logs[-3000:]
-    assert "broken" in logs and "nope.wav" in logs
+    assert "2 done, 0 skipped, 2 failed" in logs, logs[-3000:]
+    assert "broken" in logs and "nope.wav" in logs and "item 3" in logs and "'audio'" in logs
     for p in out.glob("*.mp4"):
         with av.open(str(p)) as c:
             assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode != 0
-    assert "0 done, 2 skipped, 1 failed" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+    assert "0 done, 2 skipped, 2 failed" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
 
 
 # --------------------------------------------------------------------------------------- original-layout loading

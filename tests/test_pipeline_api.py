@@ -140,16 +140,20 @@ def test_pipeline_without_encoders_needs_embeddings(pipe, image):
 
 # ------------------------------------------------------------------------------------------ the runner
 class OpenCounter:
-    """Counts how often each of ``paths`` is opened by PyAV, libsndfile or PIL (the three decoders in use)."""
+    """Counts how often each of ``paths`` is opened: by path through PyAV, libsndfile or PIL (the three decoders in
+    use), or as a file object by talkverse.media.audio (which decodes from one open file)."""
 
     def __init__(self, monkeypatch, paths):
         import av
         import PIL.Image
         import soundfile
 
+        import talkverse.media.audio
+
         self.paths = {str(Path(p).resolve()): 0 for p in paths}
         for module, name in ((av, "open"), (soundfile, "SoundFile"), (soundfile, "info"), (PIL.Image, "open")):
             monkeypatch.setattr(module, name, self._wrap(getattr(module, name)))
+        monkeypatch.setattr(talkverse.media.audio, "open", self._wrap(open), raising=False)  # shadows the builtin
 
     def _wrap(self, fn):
         def counted(path, *a, **kw):

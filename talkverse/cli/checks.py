@@ -3,18 +3,32 @@ one line naming the flag (or the file) and the problem, exit status 2."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import sys
 
 # Exit statuses of talkverse-generate (and talkverse-train), documented in --help.
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 EXIT_STATUS_HELP = ("exit status: 0 written; 1 generation failed, or some batch items failed (the summary lists "
                     "them); 2 a bad argument, input file, output path or checkpoint (nothing is loaded or written); "
                     "130 interrupted (Ctrl-C): nothing written")
+TRAIN_EXIT_STATUS_HELP = ("exit status: 0 trained to --max_steps; 1 training failed (one line; the traceback is in "
+                          "<output_path>/error-rank<N>.log); 2 a bad argument, data folder or checkpoint (checked "
+                          "before anything loads); 130 interrupted (Ctrl-C): --resume auto continues from the newest "
+                          "complete checkpoint")
 
 
 class UsageError(ValueError):
     """A command line that cannot run; the message is the one line to print after "error: "."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line (``error: <problem> (<prog> --help lists the flags)``), exit status 2."""
+
+    def error(self, message: str):
+        print(f"error: {message} ({self.prog} --help lists the flags)", file=sys.stderr)
+        sys.exit(USAGE)
 
 
 def _given(args, parser, name: str) -> bool:
@@ -45,11 +59,18 @@ def check_flag_combinations(args, parser) -> None:
 
 def check_model_flags(args, parser) -> None:
     """Flags the chosen checkpoint folder would ignore."""
-    from ..loaders.components import is_talkverse_folder
+    from pathlib import Path
 
-    if args.ckpt_dir and is_talkverse_folder(args.ckpt_dir) and _given(args, parser, "model_config"):
+    from ..loaders.layout import is_talkverse_folder
+
+    if not (args.ckpt_dir and is_talkverse_folder(args.ckpt_dir)):
+        return
+    if _given(args, parser, "model_config"):
         raise UsageError(f"--model_config {args.model_config}: {args.ckpt_dir} is a saved pipeline with its own "
                          "transformer config; drop --model_config")
+    if args.wav2vec_dir is not None and (Path(args.ckpt_dir) / "audio_encoder").is_dir():
+        raise UsageError(f"--wav2vec_dir {args.wav2vec_dir}: {args.ckpt_dir} is a saved pipeline with its own "
+                         "audio_encoder/; drop --wav2vec_dir")
 
 
 def check_device(name: str | None) -> None:

@@ -18,16 +18,31 @@ def demo_defaults() -> dict:
             "base_seed": 0}
 
 
+def is_demo_architecture(ckpt_dir) -> bool:
+    """``ckpt_dir`` is a saved pipeline with the demo model's transformer config: the demo itself, a copy, or a model
+    fine-tuned from it and exported (read from config.json files only)."""
+    from ..demo import demo_model_dir
+    from ..loaders.layout import saved_transformer_config
+
+    mine = saved_transformer_config(ckpt_dir) if ckpt_dir and Path(ckpt_dir).is_dir() else None
+    return mine is not None and demo_model_dir().is_dir() and mine == saved_transformer_config(demo_model_dir())
+
+
 def apply_demo_task(args, parser, *, bare: bool) -> None:
-    """Resolve ``args.task`` (None -> the demo when ``bare``, else s2v-5B) and, for the demo task, fill
-    :func:`demo_defaults` into every attribute of ``args`` still at ``parser``'s default.
+    """Resolve ``args.task`` (None -> the demo when ``bare`` or when ``--ckpt_dir`` holds the demo architecture, else
+    s2v-5B) and, for the demo task, fill :func:`demo_defaults` into every attribute of ``args`` still at ``parser``'s
+    default (so a fine-tune of the demo runs at the demo's 128x128 / 24 frames / 20 steps, not at 720p).
 
     Raises FileNotFoundError (one line) when the demo model folder is the one to load and it is missing."""
     if args.task is None:
-        args.task = DEMO_TASK if bare else REAL_TASK
+        args.task = DEMO_TASK if bare or is_demo_architecture(args.ckpt_dir) else REAL_TASK
     if args.task != DEMO_TASK:
         return
     defaults = demo_defaults()
+    if getattr(args, "batch_file", None):  # batch items name their own inputs
+        defaults.pop("image"), defaults.pop("audio")
+    if getattr(args, "dub_video", None):  # the portrait is the source's first frame
+        defaults.pop("image")
     for key, value in defaults.items():
         if hasattr(args, key) and getattr(args, key) in (None, parser.get_default(key)):
             setattr(args, key, value)

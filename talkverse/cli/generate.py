@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..pipelines.prompts import DEFAULT_PROMPT
 from .args import add_device_arguments, add_model_arguments, add_performance_arguments, add_switches
-from .checks import EXIT_STATUS_HELP, FAILED, INTERRUPTED, OK, USAGE, UsageError
+from .checks import EXIT_STATUS_HELP, FAILED, INTERRUPTED, OK, USAGE, OneLineParser, UsageError
 
 log = logging.getLogger("talkverse.generate")
 
@@ -44,8 +44,8 @@ def _shift_frames(v: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="talkverse-generate", description=__doc__, epilog=EXIT_STATUS_HELP,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="talkverse-generate", description=__doc__, epilog=EXIT_STATUS_HELP,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     m = p.add_argument_group("model")
     add_model_arguments(m, reference_compat=True,
                         task_help="s2v-5B: TalkVerse S2V-5B (needs --ckpt_dir); s2v-tiny-demo: the shipped tiny demo "
@@ -166,7 +166,12 @@ def _load(args, dit_only: bool = False):
     from .demo_task import DEMO_TASK
 
     if args.task == DEMO_TASK:
-        print(f"model: the tiny demo model ({args.ckpt_dir}); --ckpt_dir picks another", file=sys.stderr, flush=True)
+        from ..demo import demo_model_dir
+
+        which = f"the tiny demo model ({args.ckpt_dir}); --ckpt_dir picks another" \
+            if Path(args.ckpt_dir) == demo_model_dir() else \
+            f"{args.ckpt_dir}, at the tiny demo model's settings (--task s2v-tiny-demo: 128x128, 24 frames, 20 steps)"
+        print(f"model: {which}", file=sys.stderr, flush=True)
     return load_pipeline_from_args(args, default_device(args.device), dit_only=dit_only)
 
 
@@ -191,7 +196,7 @@ def run_single(args, parser) -> int:
     host = not parallel or launched_rank() == 0
     inputs = out = None
     if parallel:
-        from ..parallel.state import check_sizes
+        from ..parallel.distributed import check_sizes
 
         try:
             check_sizes(launched_world_size(), args.ulysses_size, args.cfg_parallel)
@@ -232,7 +237,7 @@ def _generate(args, options, inputs, out, host: bool) -> int:
     try:
         pipe = _load(args, dit_only=not host)
         if state is not None:
-            from ..parallel.state import check_sizes
+            from ..parallel.distributed import check_sizes
 
             check_sizes(state.world, args.ulysses_size, args.cfg_parallel, pipe.transformer.config.num_attention_heads)
             pipe.enable_parallel(state)
@@ -264,11 +269,11 @@ def run_batch_mode(args, parser) -> int:
     from ..parallel.distributed import close_distributed, init_distributed, world
     from ..runner import generate_to_file, load_inputs
 
+    base = checked_options(args, parser)
     try:
         items, invalid = read_batch_file(args.batch_file)
     except BatchFileError as e:
         raise UsageError(str(e)) from None
-    base = checked_options(args, parser)
     init_distributed(args.device)
     rank, world_size = world()
     run_id = make_run_id() if world_size > 1 else None
@@ -334,3 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())
         print(f"error: generation failed: {type(e).__name__}: {msg} (-v shows the traceback)", file=sys.stderr)
         return FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,7 +19,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 import typing
+from pathlib import Path
+
+from .checks import FAILED, INTERRUPTED, OK, TRAIN_EXIT_STATUS_HELP, USAGE, OneLineParser, UsageError, check_device
 
 
 def str2bool(v) -> bool:
@@ -42,8 +46,8 @@ def _kind(annotation: str):
 def build_parser() -> argparse.ArgumentParser:
     from ..training.config import config_fields
 
-    p = argparse.ArgumentParser(prog="talkverse-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="talkverse-train", description=__doc__, epilog=TRAIN_EXIT_STATUS_HELP,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in config_fields():
         meta = f.metadata
@@ -56,18 +60,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..training.config import TrainConfig
+    from ..training.checks import check_config
+    from ..training.config import TrainConfig, TrainingSetupError
 
     cfg = TrainConfig(**vars(build_parser().parse_args(argv)))
+    try:  # every flag and folder, before torch is imported
+        check_device(cfg.device)
+        check_config(cfg)
+    except (UsageError, TrainingSetupError) as e:
+        return _error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from ..convert.errors import CheckpointError
-    from ..training.run import TrainingSetupError, run_training
+    from ..parallel.distributed import close_distributed
+    from ..training.run import prepare_training
 
     try:
-        step, last = run_training(cfg)
-    except (CheckpointError, TrainingSetupError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if last is not None:
-        print(f"done: step {step}, last log {last}", flush=True)
-    return 0
+        trainer = prepare_training(cfg)
+    except (CheckpointError, TrainingSetupError, OSError, ValueError) as e:
+        return _error(str(e))
+    try:
+        last = trainer.train()
+    except KeyboardInterrupt:
+        print(f"interrupted at step {trainer.step}; --resume auto continues from the newest complete checkpoint",
+              file=sys.stderr)
+        return INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - one line; the traceback goes to a file in the run folder
+        log = Path(cfg.output_path) / f"error-rank{trainer.rank}.log"
+        log.write_text(traceback.format_exc())
+        msg = " ".join(str(e).split())
+        print(f"error: training failed at step {trainer.step}: {type(e).__name__}: {msg} (traceback: {log})",
+              file=sys.stderr)
+        return FAILED
+    close_distributed()
+    if trainer.rank == 0:
+        print(f"done: step {trainer.step}, last log {last}", flush=True)
+    return OK
+
+
+def _error(message: str) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,15 +10,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
+from .files import cached_windows
+
 TENSOR_KEYS = ("x0", "motion", "ref", "audio", "context", "roi_weight")
 
 
 def _metadata(path: Path) -> dict[str, str]:
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
-
-
-NULL_EMBEDDING = "null.safetensors"  # the text cache's null embedding, stored beside the windows by precache
 
 
 class CachedLatentDataset(Dataset):
@@ -31,8 +30,7 @@ class CachedLatentDataset(Dataset):
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.files = sorted(p for p in self.folder.rglob("*.safetensors") if not p.name.startswith(".")
-                            and p != self.folder / NULL_EMBEDDING)
+        self.files = cached_windows(self.folder)
         if not self.files:
             raise FileNotFoundError(f"{self.folder}: no cached .safetensors windows")
         self._meta: dict[int, dict[str, str]] = {}

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .files import NULL_EMBEDDING_FILES, null_embedding_file
+
 KEY = "context"
 
 
@@ -66,11 +68,11 @@ class TextEmbeddingCache:
         return self.path(clip_id).is_file() or (self.folder / f"{clip_id}.pt").is_file()
 
     def null(self) -> torch.Tensor:
-        for p in (self.folder / "null.safetensors", self.folder / "null_embedding.pt"):
-            if p.is_file():
-                t = load_embedding(p)
-                return t[:1] if t.shape[0] != 1 else t
-        raise KeyError(f"no null text embedding in {self.folder} (null.safetensors or null_embedding.pt)")
+        p = null_embedding_file(self.folder)
+        if p is None:
+            raise KeyError(f"no null text embedding in {self.folder} ({' or '.join(NULL_EMBEDDING_FILES)})")
+        t = load_embedding(p)
+        return t[:1] if t.shape[0] != 1 else t
 
     def write(self, clip_id: str, context: torch.Tensor) -> Path:
         """Store [L, D] (or [1, L, D]) under ``<folder>/<clip_id>.safetensors`` atomically."""
@@ -89,6 +91,6 @@ class TextEmbeddingCache:
         c = c.reshape(-1, c.shape[-1])
         if c.shape[0] != 1:
             raise ValueError(f"the null embedding must be [D] or [1, D], got {tuple(context.shape)}")
-        p = self.folder / "null.safetensors"
+        p = self.folder / NULL_EMBEDDING_FILES[0]
         atomic_save({KEY: c.to(self.dtype)}, p)
         return p

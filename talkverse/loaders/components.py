@@ -12,7 +12,6 @@ is the pipelines layer's to load (``talkverse.pipelines.loading``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -27,17 +26,6 @@ ORIGINAL_TOKENIZER = ("google/umt5-xxl", "tokenizer")
 
 def first_existing(folder: Path, names) -> Path | None:
     return next((folder / n for n in names if (folder / n).exists()), None)
-
-
-def is_talkverse_folder(path: str | Path) -> bool:
-    """A folder written by ``TalkVersePipeline.save_pretrained`` (its model_index.json names the class)."""
-    index = Path(path) / "model_index.json"
-    if not index.is_file():
-        return False
-    try:
-        return json.loads(index.read_text()).get("_class_name") == "TalkVersePipeline"
-    except (OSError, ValueError):
-        return False
 
 
 def find_wav2vec(ckpt_dir: Path, wav2vec_dir: str | Path | None) -> Path:
@@ -83,12 +71,3 @@ def load_wan_components(root: str | Path, lora_ckpt: str | Path | None = None, w
     parts.update(vae=vae.vae, text_encoder=text.model, tokenizer=text.tokenizer, audio_encoder=w2v.model,
                  feature_extractor=w2v.feature_extractor)
     return parts
-
-
-def saved_transformer_config(path: str | Path) -> dict | None:
-    """The transformer config of a saved TalkVersePipeline folder (its ``transformer/config.json``), else None."""
-    root = Path(path)
-    if not is_talkverse_folder(root):
-        return None
-    cfg = json.loads((root / "transformer" / "config.json").read_text())
-    return {k: v for k, v in cfg.items() if not k.startswith("_")}

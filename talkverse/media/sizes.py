@@ -11,7 +11,6 @@ import re
 from collections.abc import Sequence
 
 
-
 def _table(entries: str) -> list[tuple[float, tuple[int, int]]]:
     """"key:H,W key:H,W ..." -> [(key, (H, W)), ...] (keys increasing, as the tables are searched)."""
     out = []

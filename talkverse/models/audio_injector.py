@@ -58,15 +58,30 @@ class AudioInjector(nn.Module):
         partial frame at each shard edge, whole frames in between (one run when the shard holds the whole sequence).
         """
         b, f = audio_local.shape[:2]
-        out = hidden_states.clone()
-        for s, e, f0, f1 in frame_runs(shard.start, min(shard.stop, num_noisy), num_noisy // f):
-            nf, ls, le = f1 - f0, s - shard.start, e - shard.start
-            tok = hidden_states[:, ls:le].reshape(b * nf, (e - s) // nf, hidden_states.shape[-1])
-            dtype = tok.dtype
-            q_in = self.injector_adain_layers[index](tok, temb=audio_global[:, f0:f1].reshape(b * nf, -1).to(dtype))
-            delta = self.injector[index](q_in, audio_local[:, f0:f1].reshape(b * nf, audio_local.shape[2], -1)
-                                         .to(dtype))
-            out[:, ls:le] = hidden_states[:, ls:le] + delta.reshape(b, e - s, -1)
+        dim, per_frame = hidden_states.shape[-1], num_noisy // f
+        runs = frame_runs(shard.start, min(shard.stop, num_noisy), per_frame)
+        # All runs go through each layer in ONE call, as rows [B * frames, tokens, D] padded to the longest run (both
+        # layers are token-wise, so a padded row changes no real token); a shard with no noisy token still calls
+        # them once, on a dummy row. With sharded weights (FSDP) every rank then gathers each layer exactly once.
+        width = max([(e - s) // (f1 - f0) for s, e, f0, f1 in runs], default=1)
+        rows, frames = [], []
+        for s, e, f0, f1 in runs:
+            tok = hidden_states[:, s - shard.start:e - shard.start].reshape(b * (f1 - f0), (e - s) // (f1 - f0), dim)
+            rows.append(nn.functional.pad(tok, (0, 0, 0, width - tok.shape[1])))
+            frames.append((f0, f1))
+        if not runs:
+            rows, frames = [hidden_states.new_zeros(b, 1, dim)], [(0, 1)]
+        tokens = torch.cat(rows) if len(rows) > 1 else rows[0]
+        dtype = tokens.dtype
+        temb = torch.cat([audio_global[:, f0:f1].reshape(-1, dim) for f0, f1 in frames]).to(dtype)
+        context = torch.cat([audio_local[:, f0:f1].reshape(-1, audio_local.shape[2], dim) for f0, f1 in frames])
+        delta = self.injector[index](self.injector_adain_layers[index](tokens, temb=temb), context.to(dtype))
+        out, row = hidden_states.clone(), 0
+        for s, e, f0, f1 in runs:
+            n = b * (f1 - f0)
+            piece = delta[row:row + n, :(e - s) // (f1 - f0)].reshape(b, e - s, dim)
+            out[:, s - shard.start:e - shard.start] = hidden_states[:, s - shard.start:e - shard.start] + piece
+            row += n
         return out
 
 

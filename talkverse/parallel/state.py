@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .distributed import init_distributed, launched_world_size
+from .distributed import check_sizes, init_distributed, launched_world_size
 
 
 class SingleProcess:
@@ -74,18 +74,6 @@ class ParallelState:
         return both[0], both[1]
 
 
-def check_sizes(world: int, ulysses_size: int, cfg_parallel: bool, num_heads: int | None = None) -> None:
-    """One clear error for incompatible sizes."""
-    if ulysses_size < 1:
-        raise ValueError(f"--ulysses_size must be >= 1, got {ulysses_size}")
-    need = ulysses_size * (2 if cfg_parallel else 1)
-    if need != world:
-        raise ValueError(f"--ulysses_size {ulysses_size}{' x 2 (--cfg_parallel)' if cfg_parallel else ''} = {need} "
-                         f"does not match the world size {world} (torchrun --nproc_per_node)")
-    if num_heads is not None and num_heads % ulysses_size:
-        raise ValueError(f"--ulysses_size {ulysses_size} must divide the number of attention heads ({num_heads})")
-
-
 def build_state(ulysses_size: int, cfg_parallel: bool, device: str | None = None,
                 shard_weights: bool = False) -> ParallelState:
     """The ("cfg", "sp") mesh over torchrun's ranks (the process group is created here if needed);
@@ -95,7 +83,11 @@ def build_state(ulysses_size: int, cfg_parallel: bool, device: str | None = None
     check_sizes(launched_world_size(), ulysses_size, cfg_parallel)
     dev = init_distributed(device)
     mesh = init_device_mesh(dev.type, (2 if cfg_parallel else 1, ulysses_size), mesh_dim_names=("cfg", "sp"))
-    weights = init_device_mesh(dev.type, (dist.get_world_size(),)) if shard_weights else None
+    weights = None
+    if shard_weights:  # its own communicator: its all-gathers never interleave with the SP all_to_alls
+        from torch.distributed.device_mesh import DeviceMesh
+
+        weights = DeviceMesh.from_group(dist.new_group(list(range(dist.get_world_size()))), dev.type)
     return ParallelState(world=dist.get_world_size(), rank=dist.get_rank(), sp_size=ulysses_size,
                          cfg_parallel=cfg_parallel, sp_group=mesh["sp"].get_group(),
                          cfg_group=mesh["cfg"].get_group() if cfg_parallel else None, device=dev,

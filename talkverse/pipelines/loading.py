@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from ..convert.errors import CheckpointError
-from ..loaders.components import is_talkverse_folder, load_wan_components
+from ..loaders.components import load_wan_components
+from ..loaders.layout import is_talkverse_folder
 from .pipeline_talkverse import TalkVersePipeline
 from .scheduling import make_scheduler
 
@@ -48,7 +49,7 @@ def load_pipeline(ckpt_dir: str | Path, lora_ckpt: str | Path | None = None, wav
         skip = dict(vae=None, text_encoder=None, tokenizer=None, audio_encoder=None, feature_extractor=None) \
             if dit_only else {}
         if lora_ckpt is not None:  # the saved transformer is the base, the TalkVerse file goes on top
-            from ..loaders.components import saved_transformer_config
+            from ..loaders.layout import saved_transformer_config
             from ..loaders.transformer import load_transformer
 
             skip["transformer"] = load_transformer(root, lora_ckpt, config=saved_transformer_config(root),

@@ -7,12 +7,42 @@ metadata names the reference's flag(s), and the help text is the metadata's. Boo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
-from .batch import Dropout
+if TYPE_CHECKING:
+    from .batch import Dropout
+
+# The unfreeze strategies (talkverse.training.setup applies them) and the reference's names for two of them.
+STRATEGIES = ("new_modules", "minimal", "lora", "full")
+STRATEGY_ALIASES = {"framepack": "new_modules", "finetune_all": "full"}
+NO_RESUME = ("none", "no", "false")  # --resume values that start afresh
 
 
 class TrainingSetupError(ValueError):
     """A training run cannot start with these options or data; the message says which and why, in one line."""
+
+
+def canonical_strategy(name: str) -> str:
+    name = STRATEGY_ALIASES.get(name, name)
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown unfreeze strategy {name!r}; choose one of {', '.join(STRATEGIES)} "
+                         f"(aliases: {', '.join(STRATEGY_ALIASES)})")
+    return name
+
+
+def parse_sampling(spec: str) -> tuple[str, float]:
+    """``--timestep_sampling`` as (kind, shift): uniform | logit_normal | shifted:<s> (talkverse.training.objective)."""
+    if spec in ("uniform", "logit_normal"):
+        return spec, 1.0
+    if spec.startswith("shifted:"):
+        try:
+            s = float(spec.split(":", 1)[1])
+        except ValueError:
+            s = 0.0
+        if s <= 0:
+            raise ValueError(f"the shift must be a positive number in {spec!r}")
+        return "shifted", s
+    raise ValueError(f"unknown timestep sampling {spec!r}; use uniform, logit_normal or shifted:<s>")
 
 
 def _f(default, help: str, group: str, flags: tuple[str, ...] = (), **extra):
@@ -87,14 +117,14 @@ class TrainConfig:
     resume: str = _f("auto", "auto (newest complete state in output_path), a state folder, or none", RUN)
 
     @property
-    def dropout(self) -> Dropout:
+    def dropout(self) -> "Dropout":
+        from .batch import Dropout
+
         return Dropout(self.text_dropout, self.audio_dropout, self.ref_dropout, self.motion_dropout)
 
     def resolved(self, device_type: str) -> "TrainConfig":
         """The canonical strategy and the mixed precision of ``auto`` on this device."""
         from dataclasses import replace
-
-        from .setup import canonical_strategy
 
         try:
             strategy = "full" if self.finetune_all else canonical_strategy(self.strategy)

@@ -16,18 +16,9 @@ import math
 
 import torch
 
+from .config import parse_sampling
+
 NUM_TRAIN_TIMESTEPS = 1000
-
-
-def parse_sampling(spec: str) -> tuple[str, float]:
-    if spec in ("uniform", "logit_normal"):
-        return spec, 1.0
-    if spec.startswith("shifted:"):
-        s = float(spec.split(":", 1)[1])
-        if s <= 0:
-            raise ValueError(f"shift must be positive in {spec!r}")
-        return "shifted", s
-    raise ValueError(f"unknown timestep sampling {spec!r}; use uniform, logit_normal or shifted:<s>")
 
 
 def sample_timestep(spec: str, generator: torch.Generator) -> tuple[int, float]:

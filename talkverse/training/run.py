@@ -24,7 +24,7 @@ def seed_everything(seed: int, rank: int = 0) -> None:
 
 def build_model(cfg: TrainConfig):
     """The DiT from ``cfg.ckpt_dir`` (+ ``init_ckpt``) in fp32 with the strategy's trainable set."""
-    from ..loaders.components import saved_transformer_config
+    from ..loaders.layout import saved_transformer_config
     from ..loaders.transformer import load_transformer
     from .setup import apply_strategy, reinit_time_head
 
@@ -38,8 +38,9 @@ def build_model(cfg: TrainConfig):
     return model
 
 
-def run_training(cfg: TrainConfig) -> tuple[int, dict | None]:
-    """Train to ``cfg.max_steps``; returns (the optimizer step reached, the last log record on rank 0, else None)."""
+def prepare_training(cfg: TrainConfig):
+    """The process group, the model, the batches and the trainer (resumed when ``cfg.resume`` finds a state);
+    every setup problem raises here, before the first step."""
     from .setup import trainable_count
     from .trainer import Trainer
 
@@ -56,6 +57,12 @@ def run_training(cfg: TrainConfig) -> tuple[int, dict | None]:
     source, null = build_batch_source(cfg, model.config, device, rank, world_size)
     trainer = Trainer(model, cfg, source, null, device)
     trainer.resume(cfg.resume)
+    return trainer
+
+
+def run_training(cfg: TrainConfig) -> tuple[int, dict | None]:
+    """Train to ``cfg.max_steps``; returns (the optimizer step reached, the last log record on rank 0, else None)."""
+    trainer = prepare_training(cfg)
     last = trainer.train()
     close_distributed()
-    return trainer.step, (last if rank == 0 else None)
+    return trainer.step, (last if trainer.rank == 0 else None)

@@ -19,18 +19,9 @@ import torch
 
 from ..convert.talkverse_ckpt import LORA_TARGET_REGEX, TIME_HEAD_KEYS_OURS
 from ..convert.wan_keys import diffusers_to_original, is_new_module_key
+from .config import STRATEGIES, canonical_strategy  # noqa: F401 - the names are the config's
 
-STRATEGIES = ("new_modules", "minimal", "lora", "full")
-STRATEGY_ALIASES = {"framepack": "new_modules", "finetune_all": "full"}
 ADAPTER = "default"
-
-
-def canonical_strategy(name: str) -> str:
-    name = STRATEGY_ALIASES.get(name, name)
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown unfreeze strategy {name!r}; choose one of {', '.join(STRATEGIES)} "
-                         f"(aliases: {', '.join(STRATEGY_ALIASES)})")
-    return name
 
 
 def is_time_head(name: str) -> bool:

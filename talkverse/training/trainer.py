@@ -19,7 +19,7 @@ import torch.distributed as dist
 from ..parallel.distributed import world
 from .batch import sample_generator
 from .checkpoint import export_meta, export_talkverse, find_resume_state, load_resume_state, save_resume_state
-from .config import TrainConfig
+from .config import NO_RESUME, TrainConfig
 from .objective import noisy_latents, roi_mse, sample_timestep
 from .optim import clip_per_group, make_lr_scheduler, make_optimizer, param_groups
 from .parallelize import parallelize
@@ -117,7 +117,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def resume(self, path: str | Path | None = "auto") -> bool:
-        if path in (None, "none", "no", "false"):
+        if path is None or path in NO_RESUME:
             return False
         found = find_resume_state(self.ckpt_root) if path == "auto" else Path(path)
         if found is None:

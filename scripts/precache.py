@@ -85,10 +85,11 @@ def resolve_sources(args, parser) -> None:
             parser.error(f"--{flag} is required (or --ckpt_dir, a saved pipeline folder that has one)")
     if args.text_cache is None and args.ckpt_dir is None:
         parser.error("--text_cache is required (or --ckpt_dir, whose text encoder then encodes the captions)")
-    for flag in ("csv", "data_root", "text_cache", "vae", "wav2vec_dir"):
-        for value in (v for v in ([getattr(args, flag)] if flag != "csv" else args.csv) if v is not None):
-            if not Path(value).exists():
-                parser.error(f"--{flag} {value}: not found")
+    given = [("csv", v) for v in args.csv] + [(f, getattr(args, f)) for f in ("data_root", "text_cache", "vae",
+                                                                          "wav2vec_dir")]
+    for flag, value in given:
+        if value is not None and not Path(value).exists():
+            parser.error(f"--{flag} {value}: not found")
 
 
 def caption_encoder(args):

@@ -20,6 +20,7 @@ import numpy as np
 from .media.audio import DecodedAudio, read_audio
 from .media.constants import FPS
 from .media.image import load_image
+from .media.paths import nearest_existing
 from .media.sizes import BUCKETS, check_size_spec, choose_bucket, parse_width_height, table_size
 from .pipelines.prompts import DEFAULT_PROMPT
 
@@ -158,9 +159,7 @@ def check_output_path(path: str | Path, overwrite: bool = False) -> Path:
         raise OutputError(f"{p}: is a folder; give the mp4's file name (or --output_dir for the folder)")
     if p.exists() and not overwrite:
         raise OutputError(f"{p}: exists; pass --overwrite to replace it")
-    ancestor = p.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+    ancestor = nearest_existing(p.parent)
     if not ancestor.is_dir():
         raise OutputError(f"{p}: {ancestor} is a file, not a folder")
     probe = p.with_name(f".{p.stem}.partial{p.suffix or '.mp4'}")

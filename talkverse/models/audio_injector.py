@@ -67,14 +67,14 @@ class AudioInjector(nn.Module):
         rows, frames = [], []
         for s, e, f0, f1 in runs:
             tok = hidden_states[:, s - shard.start:e - shard.start].reshape(b * (f1 - f0), (e - s) // (f1 - f0), dim)
-            rows.append(nn.functional.pad(tok, (0, 0, 0, width - tok.shape[1])))
+            rows.append(tok if tok.shape[1] == width else nn.functional.pad(tok, (0, 0, 0, width - tok.shape[1])))
             frames.append((f0, f1))
         if not runs:
             rows, frames = [hidden_states.new_zeros(b, 1, dim)], [(0, 1)]
-        tokens = torch.cat(rows) if len(rows) > 1 else rows[0]
+        tokens = _cat(rows)
         dtype = tokens.dtype
-        temb = torch.cat([audio_global[:, f0:f1].reshape(-1, dim) for f0, f1 in frames]).to(dtype)
-        context = torch.cat([audio_local[:, f0:f1].reshape(-1, audio_local.shape[2], dim) for f0, f1 in frames])
+        temb = _cat([audio_global[:, f0:f1].reshape(-1, dim) for f0, f1 in frames]).to(dtype)
+        context = _cat([audio_local[:, f0:f1].reshape(-1, audio_local.shape[2], dim) for f0, f1 in frames])
         delta = self.injector[index](self.injector_adain_layers[index](tokens, temb=temb), context.to(dtype))
         out, row = hidden_states.clone(), 0
         for s, e, f0, f1 in runs:
@@ -83,6 +83,11 @@ class AudioInjector(nn.Module):
             out[:, s - shard.start:e - shard.start] = hidden_states[:, s - shard.start:e - shard.start] + piece
             row += n
         return out
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat without the copy when there is one part (one process holding the whole sequence)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def frame_runs(lo: int, hi: int, tokens_per_frame: int) -> list[tuple[int, int, int, int]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..data.files import NULL_EMBEDDING_FILES, cached_windows, null_embedding_file
 from ..loaders.layout import is_talkverse_folder
+from ..media.paths import nearest_existing
 from ..media.sizes import check_size_spec
 from .config import NO_RESUME, TrainConfig, TrainingSetupError, canonical_strategy, parse_sampling
 
@@ -102,9 +103,7 @@ def check_run_folder(cfg: TrainConfig) -> None:
     out = Path(cfg.output_path)
     if out.exists() and not out.is_dir():
         raise TrainingSetupError(f"--output_path {out}: is a file, not a folder")
-    ancestor = out
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+    ancestor = nearest_existing(out)
     if not ancestor.is_dir():
         raise TrainingSetupError(f"--output_path {out}: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):

@@ -66,12 +66,13 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Full (unsharded) fp32 trainable tensors on the CPU, by our parameter name. Collective under FSDP2."""
+def trainable_state(model: torch.nn.Module, also=None) -> dict[str, torch.Tensor]:
+    """Full (unsharded) fp32 trainable tensors on the CPU, by our parameter name, plus the frozen ones whose name
+    satisfies ``also``. Collective under FSDP2."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     inner = _unwrap(model)
-    names = {n for n, p in inner.named_parameters() if p.requires_grad}
+    names = {n for n, p in inner.named_parameters() if p.requires_grad or (also is not None and also(n))}
     full = get_model_state_dict(inner, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return {k: v.detach().float().clone() for k, v in full.items() if k in names}
 
@@ -88,8 +89,11 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor])
 
 
 def export_talkverse(model: torch.nn.Module, path: Path, meta: dict, dtype: torch.dtype = torch.bfloat16) -> Path | None:
-    """Write ``step-N.safetensors`` (rank 0). Collective under FSDP2 (gathers the trainables)."""
-    state = trainable_state(model)
+    """Write ``step-N.safetensors`` (rank 0): the trainables and every S2V module tensor (a TalkVerse file carries them
+    all, frozen ones such as the frame packer without --enable_framepack included). Collective under FSDP2."""
+    from ..convert.wan_keys import is_new_module_key
+
+    state = trainable_state(model, also=is_new_module_key)
     if _rank0():
         out = {export_name(k): v.to(dtype).contiguous() for k, v in state.items()}
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

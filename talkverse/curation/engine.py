@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .records import (
+    add_timing,
     alive,
     clip_record_path,
     input_finished,
@@ -64,29 +65,36 @@ class StageActor:
     def __call__(self, row: dict) -> dict:
         if not alive(row):
             return row
+        t0 = time.perf_counter()
         try:
-            return self.stage(row)
+            row = self.stage(row)
         except Exception as e:  # noqa: BLE001
-            return reject(row, self.name, "error", f"{type(e).__name__}: {e}")
+            row = reject(row, self.name, "error", f"{type(e).__name__}: {e}")
+        return add_timing(row, self.name, time.perf_counter() - t0)
 
 
 def ingest_task(row: dict, cfg) -> dict:
     from .ingest import ingest
 
+    t0 = time.perf_counter()
     try:
-        return ingest(row, cfg)
+        row = ingest(row, cfg)
     except Exception as e:  # noqa: BLE001
-        return reject(row, "ingest", "error", f"{type(e).__name__}: {e}")
+        row = reject(row, "ingest", "error", f"{type(e).__name__}: {e}")
+    return add_timing(row, "ingest", time.perf_counter() - t0)
 
 
 def shots_task(row: dict, cfg, out: str) -> list[dict]:
     """Candidate clips of one input; records the input's clip list and drops clips finished by an earlier run."""
     from .shots import split_shots
 
+    t0 = time.perf_counter()
     try:
         rows = split_shots(row, cfg)
     except Exception as e:  # noqa: BLE001
         rows = [reject(row, "shots", "error", f"{type(e).__name__}: {e}")]
+    dt = (time.perf_counter() - t0) / len(rows)  # the input's shot detection, shared by its clips
+    rows = [add_timing(r, "shots", dt) for r in rows]
     write_input_record(Path(out), row["input_id"], [r["clip_id"] for r in rows])
     return [r for r in rows if not clip_record_path(Path(out), r["clip_id"]).is_file()]
 

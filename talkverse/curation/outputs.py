@@ -59,8 +59,9 @@ def summary(records: list[dict]) -> dict:
         entering = [r for r in records if not r["stage"] or order[r["stage"]] >= i]
         kept = [r for r in entering if r["stage"] != stage]
         hours = lambda rs: round(sum(r["end"] - r["start"] for r in rs) / 3600.0, 6)  # noqa: E731
+        secs = sum(json.loads(r.get("timings") or "{}").get(stage, 0.0) for r in records)
         per[stage] = {"in": len(entering), "kept": len(kept), "hours_in": hours(entering), "hours_kept": hours(kept),
-                      "reasons": {}}
+                      "seconds": round(secs, 3), "reasons": {}}
         for r in entering:
             if r["stage"] == stage:
                 per[stage]["reasons"][r["reason"]] = per[stage]["reasons"].get(r["reason"], 0) + 1

@@ -3,7 +3,7 @@
 
 A row is a flat dict (Ray Data blocks): ``input`` (source path), ``input_id``, ``clip_id``, ``start``/``end``
 (seconds in the source), ``src_fps``, ``width``, ``height``, ``stage`` (where it was rejected, "" while alive),
-``reason``, ``detail``, ``scores`` (a JSON object string: every measured score) and ``audio_shift`` (seconds the
+``reason``, ``detail``, ``scores`` (a JSON object string: every measured score), ``timings`` (seconds per stage) and ``audio_shift`` (seconds the
 audio is moved to fix a constant A/V offset). Rejected rows pass through the later stages untouched.
 
 ``<out>/.state/inputs/<input_id>.json`` lists an input's candidate clips; ``<out>/.state/clips/<clip_id>.json`` is
@@ -36,7 +36,7 @@ def input_id(path: str | os.PathLike) -> str:
 def new_row(path: str, iid: str) -> dict:
     return {"input": str(path), "input_id": iid, "clip_id": iid, "start": 0.0, "end": 0.0, "src_fps": 0.0,
             "width": 0, "height": 0, "stage": "", "reason": "", "detail": "", "scores": "{}", "audio_shift": 0.0,
-            "caption": ""}
+            "caption": "", "timings": "{}"}
 
 
 def alive(row: dict) -> bool:
@@ -57,6 +57,14 @@ def add_scores(row: dict, **values) -> dict:
     s = scores(row)
     s.update({k: (None if v is None else float(v)) for k, v in values.items()})
     row["scores"] = json.dumps(s, sort_keys=True)
+    return row
+
+
+def add_timing(row: dict, stage: str, seconds: float) -> dict:
+    """Seconds ``stage`` spent on this row (``timings``, a JSON object string; summary.json sums them)."""
+    t = json.loads(row.get("timings") or "{}")
+    t[stage] = round(t.get(stage, 0.0) + float(seconds), 4)
+    row["timings"] = json.dumps(t, sort_keys=True)
     return row
 
 

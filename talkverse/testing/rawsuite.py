@@ -173,13 +173,13 @@ def build_suite(out: str | os.PathLike, long_seconds: float = 40.0) -> list[Case
     cases: list[Case] = []
 
     # a 40 s video with 3 hard cuts: 4 scenes, 4 different faces, one continuous speech track
-    wave, gate = speech(long_seconds, seed=1)
     scene = long_seconds / 4
-    frames = []
-    for k, face in enumerate(faces4):
-        a = int(round(k * scene * SAMPLE_RATE))
-        frames += talking(face, gate[a:], 25, scene, t0=k * scene)
-    write_video(out / "cuts40.mp4", frames, 25, wave)
+    frames, waves = [], []
+    for k, face in enumerate(faces4):  # one espeak-ng utterance per scene, so that every scene is speech throughout
+        w, g = speech(scene, seed=1 + 100 * k)
+        frames += talking(face, g, 25, scene, t0=k * scene)
+        waves.append(w)
+    write_video(out / "cuts40.mp4", frames, 25, np.concatenate(waves))
     cases.append(Case("cuts40", "cuts40.mp4", Expected(True, clips=4, fps=25.0),
                       f"{long_seconds:g} s, hard cuts at {scene:g}, {2 * scene:g}, {3 * scene:g} s", {"cuts_s": [
                           scene, 2 * scene, 3 * scene]}))

@@ -132,6 +132,8 @@ def run(inputs: list[Path], out: Path, cfg, ray_address: str | None = None, work
 
     out = Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.rglob(".*partial*"):  # temporary files of a run that was killed mid-write
+        leftover.unlink(missing_ok=True)
     workers = int(workers or cfg.engine.workers)
     todo = [new_row(str(p), input_id(p)) for p in inputs if not input_finished(out, input_id(p))]
     logger.info("%d input(s), %d already finished", len(inputs), len(inputs) - len(todo))

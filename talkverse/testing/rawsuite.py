@@ -53,9 +53,8 @@ def _photo(name: str) -> np.ndarray:
         import skimage.data
 
         return skimage.data.astronaut()
-    import matplotlib.cbook
-
     import cv2
+    import matplotlib.cbook
 
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
         buf = np.frombuffer(f.read(), np.uint8)

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 # lighter sampling than the defaults, so that the suite runs in minutes on 2 shared cores
 FAST = ["skeleton.fps=2", "face.sample_fps=2", "quality.sample_fps=1"]
 SUBSET = ("fps24", "fps30", "silent")
+RESUME = ("shifted8", "fps30", "fps24", "music")
 
 
 @pytest.fixture(scope="module")
@@ -167,47 +168,49 @@ def test_python_m_talkverse_eval_agrees_with_the_sync_score(curated):
 
 @pytest.fixture(scope="module")
 def resumed(suite, ray_local, tmp_path_factory):
-    """talkverse-curate (a real process joining the session's Ray) killed after its first finished clip, then rerun;
-    with the demo model's umT5 writing text embeddings."""
+    """talkverse-curate (a real process joining the session's Ray) killed once its first clip is encoded (before that
+    clip is recorded), then rerun; with the demo model's umT5 writing text embeddings."""
     from talkverse.demo import demo_model_dir
 
     folder, _ = suite
     out = tmp_path_factory.mktemp("resumed")
     lst = out.parent / "resume_inputs.txt"
-    lst.write_text("".join(f"{folder / n}.mp4\n" for n in ("shifted8", "fps30", "fps24", "music")))
+    lst.write_text("".join(f"{folder / n}.mp4\n" for n in RESUME))
     cmd = [sys.executable, "-m", "talkverse.cli.curate", "--input", str(lst), "--out", str(out), "--workers", "1",
            "--ray_address", ray_local, "--text_encoder", str(demo_model_dir())] + sum((["--set", s] for s in FAST), [])
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO,
                             start_new_session=True)
-    clips = out / ".state" / "clips"
+    videos, clips = out / "videos", out / ".state" / "clips"
     t0 = time.time()
-    while proc.poll() is None and not (clips.is_dir() and any(clips.glob("*.json"))) and time.time() - t0 < 900:
-        time.sleep(0.5)
+    while proc.poll() is None and not list(videos.glob("[!.]*.mp4")) and time.time() - t0 < 900:
+        time.sleep(0.2)
     assert proc.poll() is None, "the run finished before it could be killed"
-    first = len(list(clips.glob("*.json")))
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list(clips.glob("*.json")))
+    state = (len(list(videos.glob("[!.]*.mp4"))), len(list(clips.glob("*.json"))) if clips.is_dir() else 0)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
-    print(f"\nkilled with {done_before} of 4 clips recorded (first seen: {first}); rerun finished")
-    return out, done_before
+    print(f"\nkilled with {state[0]} clip(s) encoded and {state[1]} of 4 recorded; the rerun finished")
+    return out, state
 
 
-def test_a_killed_run_resumes_with_no_duplicate_and_no_missing_clip(resumed, curated):
-    out, done_before = resumed
-    out2, _ = curated
-    assert 1 <= done_before < 4
+def test_a_killed_run_resumes_with_no_duplicate_and_no_missing_clip(resumed, suite):
+    from talkverse.curation.records import input_id
+
+    out, (encoded, recorded) = resumed
+    folder, cases = suite
+    assert encoded >= 1 and recorded < 4  # killed mid-way: a clip written, not every clip finished
     rows = _metadata(out)
     ids = [r["clip_id"] for r in rows]
-    assert len(ids) == len(set(ids)) == 3  # shifted8, fps30, fps24; music is a reject
-    expected = {r["clip_id"] for r in _metadata(out2) if Path(r["source"]).stem in ("shifted8", "fps30", "fps24")}
-    assert set(ids) == expected
+    expected = {f"{input_id(folder / cases[n]['file'])}-000" for n in RESUME if cases[n]["expected"]["accepted"]}
+    assert len(ids) == len(set(ids)) == 3 and set(ids) == expected  # music is a reject
     assert sorted(p.stem for p in (out / "videos").glob("*.mp4")) == sorted(ids)
     assert not list(out.rglob(".*partial*"))
     assert all(r["text_emb_path"] and (out / r["text_emb_path"]).is_file() for r in rows)
     assert (out / "text_embeddings" / "null.safetensors").is_file()
+    with open(out / "rejects.csv", newline="") as f:
+        assert [r["reason"] for r in csv.DictReader(f)] == ["no_speech"]
 
 
 def test_curated_data_precaches_and_trains_ten_steps(resumed, tmp_path):

@@ -59,6 +59,7 @@ class StageActor:
         import os
 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+        os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ log lines
         self.name = name
         self.stage = _make_stage(name, cfg, out)
 
@@ -142,13 +143,17 @@ def run(inputs: list[Path], out: Path, cfg, ray_address: str | None = None, work
 
         ensure_ray(ray_address, num_cpus)
         cpus = float(cfg.engine.stage_cpus)
+        ctx = ray.data.DataContext.get_current()
+        if hasattr(ctx, "issue_detectors_config"):  # its memory hints repeat every 30 s; the stages are small
+            ctx.issue_detectors_config.detectors = []
+        tasks = ray.data.TaskPoolStrategy(size=workers)
         ds = ray.data.from_items(todo, override_num_blocks=len(todo))
-        ds = ds.map(ingest_task, fn_kwargs={"cfg": cfg}, num_cpus=cpus, concurrency=workers)
-        ds = ds.flat_map(shots_task, fn_kwargs={"cfg": cfg, "out": str(out)}, num_cpus=cpus, concurrency=workers)
+        ds = ds.map(ingest_task, fn_kwargs={"cfg": cfg}, num_cpus=cpus, compute=tasks)
+        ds = ds.flat_map(shots_task, fn_kwargs={"cfg": cfg, "out": str(out)}, num_cpus=cpus, compute=tasks)
         for name in MODEL_STAGES:
             ds = ds.map(StageActor, fn_constructor_kwargs={"name": name, "cfg": cfg, "out": str(out)},
-                        num_cpus=cpus, concurrency=workers)
-        ds = ds.map(record_task, fn_kwargs={"out": str(out)}, num_cpus=cpus, concurrency=workers)
+                        num_cpus=cpus, compute=ray.data.ActorPoolStrategy(size=workers))
+        ds = ds.map(record_task, fn_kwargs={"out": str(out)}, num_cpus=cpus, compute=tasks)
         for n, r in enumerate(ds.iter_rows(), start=1):
             logger.info("[%d] %s: %s", n, r["clip_id"], "accepted" if not r["stage"] else
                         f"rejected at {r['stage']} ({r['reason']})")

@@ -3,8 +3,9 @@
 
   encoders  the demo's fixed random umT5 (d_model 40) + word tokenizer, and the random wav2vec2 (width 36, 25 states)
             that scripts/fit_demo_audio_encoder.py starts from
-  data      synthetic talking-face clips in the TalkVerse format: train (seed 1), held-out (seed 2), long (seed 3);
-            text embeddings re-encoded with the demo umT5 so training and inference see the same contexts
+  data      synthetic talking-face clips in the TalkVerse format: train (seed 1), held-out (seed 2), long (seed 3,
+            9-10 s), minute (seed 5, 60 s); text embeddings re-encoded with the demo umT5 so training and inference
+            see the same contexts
   base      a randomly initialised Wan2.2-TI2V-layout base of talkverse/configs/s2v_demo.yaml (the trainer's --ckpt_dir)
   assemble  merge the newest step-N.safetensors (or, with --average N, the mean of the newest N exports) into the base
             and save the TalkVersePipeline folder (transformer in bf16), plus talkverse/demo/face.png and talkverse/demo/speech.wav
@@ -59,7 +60,7 @@ def data(work: Path, num_clips: int) -> None:
     from talkverse.testing.synthetic import write_synthetic_dataset
 
     for name, n, seed, seconds in (("train", num_clips, 1, (4.0, 6.0)), ("heldout", 10, 2, (4.0, 6.0)),
-                                   ("long", 3, 3, (9.0, 10.0))):
+                                   ("long", 3, 3, (9.0, 10.0)), ("minute", 2, 5, (60.0, 60.0))):
         root = work / name
         if not (root / "metadata.csv").exists():
             write_synthetic_dataset(root, n, size=128, seconds=seconds, seed=seed, text_dim=40)

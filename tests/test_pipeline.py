@@ -162,6 +162,30 @@ def test_first_clip_motion_default_is_saved_with_the_pipeline(tiny, media, tmp_p
         _run(pipe, img, wav, 2, size=(64, 64), first_clip_motion="zeros")
 
 
+def test_first_clip_motion_reference_encodes_the_still_portrait(tiny, media, tmp_path):
+    """"reference": the first clip's 19 motion latents are the VAE encoding of 73 copies of the fitted portrait (the
+    pixels the reference latent is made from), not zeros; the output differs from "zeros"."""
+    pipe, _ = tiny
+    wav = _short_wav(tmp_path / "a.wav")
+    img = load_image(media / "astronaut.png")
+    seen = {}
+
+    def grab(p, step, t, kw):
+        seen.setdefault(p.current_clip, kw["motion_latents"].clone())
+        return {}
+
+    ref = _run(pipe, media / "astronaut.png", wav, 2, size=(128, 128), first_clip_motion="reference",
+               callback_on_step_end=grab, callback_on_step_end_tensor_inputs=["motion_latents"])
+    zeros = _run(pipe, media / "astronaut.png", wav, 2, size=(128, 128), first_clip_motion="zeros")
+    embeds = torch.zeros(1, pipe.transformer.config.text_dim)
+    _, ref_px = pipe.prepare_conditioning(img, load_audio(wav), None, None, 128, 128, "fasttalk-720", "cover", 8, None,
+                                          None, False, embeds, embeds, None)
+    expected = pipe.encode_video(ref_px[:, :, :1].expand(-1, -1, 73, -1, -1))
+    torch.testing.assert_close(seen[0], expected.to(seen[0]), rtol=0, atol=1e-5)
+    assert seen[0].abs().mean() > 0.1
+    assert np.abs(ref.astype(int) - zeros.astype(int)).mean() > 0.5
+
+
 def test_cfg_batch_equals_sequential(tiny, media, tmp_path):
     pipe, _ = tiny
     wav = _short_wav(tmp_path / "a.wav")

@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'auto' (default): enough clips for the whole audio; an integer caps the clip count")
     s.add_argument("--frame_num", type=int, default=None, help="accepted for the reference's CLI; unused by s2v")
     add_switches(s, [("--start_from_ref", "clip 0 continues from the reference image")])
-    s.add_argument("--first_clip_motion", default=None, choices=["drop", "zeros"],
-                   help="first clip: drop the motion tokens (the reference) or pack 19 zero latents (as in training); "
-                        "default: the model's setting (drop for s2v-5B, zeros for the demo model)")
+    s.add_argument("--first_clip_motion", default=None, choices=["drop", "zeros", "reference"],
+                   help="first clip: drop the motion tokens (the reference), pack 19 zero latents (as in training), or "
+                        "encode the still portrait as the motion history; default: the model's setting (drop for "
+                        "s2v-5B, reference for the demo model)")
     s.add_argument("--sync_shift_frames", type=_shift_frames, default=None,
                    help="silence (in 25 fps frames) prepended to the conditioning audio to cancel the video's lead; "
                         "auto (default) = 3 (0 with --start_from_ref); 0 = the reference")

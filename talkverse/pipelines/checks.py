@@ -20,7 +20,7 @@ MIN_MOTION_SIZE = 128
 def check_motion_size(height: int, width: int, uses_motion: bool) -> None:
     if uses_motion and min(height, width) < MIN_MOTION_SIZE:
         raise ValueError(f"height/width: {height}x{width} is too small for motion tokens (more than one clip, or "
-                         f"first_clip_motion 'zeros'): the frame packer's 4x kernel needs at least "
+                         f"first_clip_motion 'zeros'/'reference'): the frame packer's 4x kernel needs at least "
                          f"{MIN_MOTION_SIZE}x{MIN_MOTION_SIZE}")
 
 
@@ -69,7 +69,7 @@ def check_call(pipe, a: dict) -> None:
         raise ValueError(f"guidance_scale must be a finite number >= 0, got {a['guidance_scale']}")
     if a["sync_shift_frames"] is not None and a["sync_shift_frames"] < 0:
         raise ValueError(f"sync_shift_frames must be >= 0 or None, got {a['sync_shift_frames']}")
-    _choice("first_clip_motion", a["first_clip_motion"], (None, "drop", "zeros"))
+    _choice("first_clip_motion", a["first_clip_motion"], (None, "drop", "zeros", "reference"))
     _choice("image_fit", a["image_fit"], FIT_MODES)
     _choice("dub_ref", a["dub_ref"], DUB_REF_MODES)
     if not 0.0 < a["dub_strength"] <= 1.0:

@@ -42,7 +42,7 @@ class SamplingSettings:
     num_inference_steps: int
     guidance_scale: float
     cfg_batch: bool
-    first_clip_motion: str  # "drop" | "zeros"
+    first_clip_motion: str  # "drop" | "zeros" | "reference"
     start_from_ref: bool
     dub_strength: float | None  # None: not a dub
 

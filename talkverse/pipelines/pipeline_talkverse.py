@@ -40,6 +40,7 @@ from .prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from .scheduling import dub_schedule, set_schedule
 from .timeline import ClipGeometry, ClipPlan, plan_clips, plan_from_features, video_lead_frames
 
+FIRST_CLIP_MOTION = ("drop", "zeros", "reference")
 START_FROM_REF_COPIES = 6  # start_from_ref motion pixels: 67 zero frames + 6 copies of the reference image
 CALLBACK_TENSOR_INPUTS = ["latents", "noise_pred", "noise_pred_cond", "noise_pred_uncond", "motion_latents",
                           "ref_latents", "prompt_embeds", "negative_prompt_embeds"]
@@ -56,10 +57,11 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
         super().__init__()
         self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
                               tokenizer=tokenizer, audio_encoder=audio_encoder, feature_extractor=feature_extractor)
-        # The model's default for the first clip's motion tokens (model_index.json): "drop" (the reference, s2v-5B) or
-        # "zeros" (19 zero latents, as in training; the demo model, whose first clip barely moves with "drop").
-        if first_clip_motion not in ("drop", "zeros"):
-            raise ValueError(f"first_clip_motion must be 'drop' or 'zeros', got {first_clip_motion!r}")
+        # The model's default for the first clip's motion tokens (model_index.json): "drop" (the reference, s2v-5B),
+        # "zeros" (19 zero latents, as in training) or "reference" (the motion history is the still portrait; the demo
+        # model, which takes the picture from the motion latents: docs/demo.md).
+        if first_clip_motion not in FIRST_CLIP_MOTION:
+            raise ValueError(f"first_clip_motion must be one of {FIRST_CLIP_MOTION}, got {first_clip_motion!r}")
         self.register_to_config(first_clip_motion=first_clip_motion)
         self.offload_encoders = False  # move T5 / wav2vec2 to the device only while they run
         self.t5_cpu = False  # run umT5 on the CPU (--t5_cpu)
@@ -274,7 +276,7 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
                                         first_clip_motion or self.config.first_clip_motion, start_from_ref,
                                         dub_strength if frames_in is not None else None)
             check_motion_size(cond.height, cond.width, cond.plan.num_clips > 1 or start_from_ref
-                              or settings.first_clip_motion == "zeros")
+                              or settings.first_clip_motion != "drop")
             if frames_in is not None:
                 dub = DubSource(frames_in, cond.height, cond.width, None, dub_ref, image_fit)
                 if dub_ref == "first":
@@ -286,8 +288,9 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
 
     def _clip_loop(self, cond: VideoConditioning, settings: SamplingSettings, ref_px, dub: DubSource | None,
                    generator, latents, callback, callback_inputs, progress) -> Iterator[torch.Tensor]:
-        """The motion context is a 73-frame float pixel buffer (zeros = mid-grey at first), re-encoded into 19 latents
-        before every continuation clip: never an mp4 round trip. The host draws each clip's noise (from its
+        """The motion context is a 73-frame float pixel buffer (zeros = mid-grey at first; 73 copies of the portrait with
+        first_clip_motion "reference"), re-encoded into 19 latents before every continuation clip: never an mp4 round
+        trip. The host draws each clip's noise (from its
         generator) and shares it, so every rank starts from the same latents."""
         par, host, plan, st = self.parallel, self.parallel.is_host, cond.plan, settings
         geo, dev = plan.geometry, self.exec_device
@@ -298,12 +301,14 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
             buffer = torch.zeros(1, 3, geo.motion_frames, cond.height, cond.width, device=self.vae.device)
             if st.start_from_ref:
                 buffer[:, :, -START_FROM_REF_COPIES:] = ref_px.to(buffer)[:, :, :1]
+            elif st.first_clip_motion == "reference":
+                buffer[:] = ref_px.to(buffer)[:, :, :1]
         self._num_clips, self.clip_seconds = plan.num_clips, []
         for r in tqdm(range(plan.num_clips), desc="clips", unit="clip", disable=not (progress and host)):
             self._current_clip = r
             continuation = r > 0 or st.start_from_ref
             t0 = time.perf_counter()
-            if continuation:
+            if continuation or st.first_clip_motion == "reference":
                 motion = par.share_tensor(self.encode_video(buffer) if host else None, motion_shape)
             else:
                 motion = torch.zeros(motion_shape, device=dev) if st.first_clip_motion == "zeros" else None
@@ -365,8 +370,9 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
             sync_shift_frames: silence (in 25 fps frames) prepended to the conditioning audio to cancel the video's
                 3-frame lead; None = 3 (0 with ``start_from_ref``); 0 = the reference.
             start_from_ref: clip 0 continues from the reference image (motion = 6 reference copies).
-            first_clip_motion: "drop" (the reference) or "zeros" (19 zero latents, as in training); None: the
-                model's ``config.first_clip_motion``.
+            first_clip_motion: "drop" (the reference), "zeros" (19 zero latents, as in training) or "reference"
+                (the motion history before the video is the still portrait, encoded); None: the model's
+                ``config.first_clip_motion``.
             cfg_batch: run both CFG branches as one batch of 2 (else two passes, less memory).
             dub_video: dubbing: the source frames at 25 fps (an iterable of HxWx3 uint8 arrays or PIL images,
                 consumed lazily) to regenerate talking ``audio``.

@@ -42,7 +42,7 @@ def write_synthetic_dataset(root: str | os.PathLike, num_clips: int, size: int =
                             seconds: tuple[float, float] = (2.0, 4.0), seed: int = 0, text_dim: int = 40,
                             audio: str = "babble", identities: Optional[Sequence[FaceIdentity]] = None,
                             caption: str = "a person is speaking to the camera", crf: int = 10,
-                            verbose: bool = False) -> Path:
+                            still: bool = False, verbose: bool = False) -> Path:
     """Write ``num_clips`` talking clips in the TalkVerse training layout under ``root``; return metadata.csv.
 
     Per clip ``clip_XXXXX`` (seeds from ``clip_seeds(seed, index)``; use different base seeds for disjoint splits):
@@ -50,12 +50,14 @@ def write_synthetic_dataset(root: str | os.PathLike, num_clips: int, size: int =
         audio exactly T·640 samples;
       - ``videos/<id>.npz``: DWPose layout, ``keypoints_info`` (T,1,133,3) (face 23..90), ``person_bbox_xyxy`` (T,4);
       - ``videos/<id>.gt.npz``: ``openness`` [T] f32, ``mouth_box`` [T,4] i32, ``identity`` (JSON of FaceIdentity),
-        ``audio_seed``, ``render_seed``, ``blinks``, ``audio_kind``;
+        ``audio_seed``, ``render_seed``, ``blinks``, ``audio_kind``, ``still``;
     plus ``text_embeddings/videos/<id>.safetensors`` (a deterministic random [L, text_dim] per caption, standing in
     for umT5), ``text_embeddings/null.safetensors`` [1, text_dim], ``metadata.csv`` (video_path, caption,
     scenes "0,T-1", fps 25). Generation references: :func:`reference_image` of the stored identity (or the CLI's
     ``--reference_png``).
-    ``identities`` (optional) overrides the per-clip identity (cycled).
+    ``identities`` (optional) overrides the per-clip identity (cycled). ``still``: every frame is the identity's
+    :func:`reference_image` (closed mouth, no head motion, no blinks; the audio is still written), the copy task of
+    ``tests/test_reference_copy.py``.
     """
     import soundfile as sf
     import torch
@@ -89,8 +91,8 @@ def write_synthetic_dataset(root: str | os.PathLike, num_clips: int, size: int =
         else:
             wave, gate = espeak_audio(None, cs["audio"], seconds=T / FPS)
         wave, gate = wave[: T * spf], gate[: T * spf]
-        openness = openness_per_frame(gate)
-        res = render_clip(ident, openness, size=size, seed=cs["render"])
+        openness = np.zeros(T) if still else openness_per_frame(gate)
+        res = render_clip(ident, openness, size=size, seed=cs["render"], blinks=not still, still=still)
         t_gen = time.perf_counter() - t0
         wav = root / "videos" / f".{clip}.wav"
         sf.write(str(wav), wave, SR, subtype="FLOAT")
@@ -102,7 +104,8 @@ def write_synthetic_dataset(root: str | os.PathLike, num_clips: int, size: int =
         np.savez(root / "videos" / f"{clip}.npz", keypoints_info=res.keypoints, person_bbox_xyxy=res.person_bbox)
         np.savez(root / "videos" / f"{clip}.gt.npz", openness=openness, mouth_box=res.mouth_box,
                  identity=np.array(ident.to_json()), audio_seed=np.int64(cs["audio"]),
-                 render_seed=np.int64(cs["render"]), blinks=res.blinks.astype(np.int64), audio_kind=np.array(audio))
+                 render_seed=np.int64(cs["render"]), blinks=res.blinks.astype(np.int64), audio_kind=np.array(audio),
+                 still=np.bool_(still))
         cache.write(Path(rel).with_suffix("").as_posix(), _text_embedding(caption, text_dim, seed))
         rows.append({"video_path": rel, "caption": caption, "scenes": f"0,{T - 1}", "fps": str(FPS)})
         if verbose:

@@ -115,10 +115,11 @@ class RenderResult:
         return iter((self.frames, self.keypoints, self.person_bbox, self.mouth_box))
 
 
-def _geometry(identity: FaceIdentity, openness: np.ndarray, size: int, blink_starts: Sequence[int]):
+def _geometry(identity: FaceIdentity, openness: np.ndarray, size: int, blink_starts: Sequence[int],
+              still: bool = False):
     s = size / BASE
     T = len(openness)
-    t = np.arange(T) / FPS
+    t = np.zeros(T) if still else np.arange(T) / FPS
     cx = s * (32.0 + identity.sway * np.sin(2 * np.pi * 0.35 * t + identity.phase))
     cy = s * (34.0 + 0.6 * np.sin(2 * np.pi * 0.23 * t))
     o = np.clip(np.asarray(openness, np.float64), 0, 1)
@@ -191,19 +192,20 @@ def _mouth_box(identity: FaceIdentity, g: dict, size: int) -> np.ndarray:
 
 
 def render_clip(identity: FaceIdentity, openness: np.ndarray, size: int = 128, seed: int = 0,
-                blinks: bool = True) -> RenderResult:
+                blinks: bool = True, still: bool = False) -> RenderResult:
     """Render T = len(openness) frames of ``identity`` at size×size (§6 recipe, lengths scaled by size/64).
 
     Face centre cx = 32 + sway·sin(2π·0.35·t + phase), cy = 34 + 0.6·sin(2π·0.23·t); skin ellipse (rx, ry); hair =
     upper half-ellipse at cy − 0.55·ry with radii (1.05·rx, hair·ry); eyes at (cx ± eye, cy − 3), radii (2.2, 2.0)
     or 0.4 high during max(1, ⌊seconds/3⌋) random 3-frame blinks (drawn from ``seed``); mouth at (cx, cy + 9): lips
     (mw+1, mh+1) in 0.6·skin, interior (mw, mh) RGB (70,10,20), mh = 0.6 + 6·openness, mw = mouth·(1 − 0.25·openness).
+    ``still``: the head stays at its t = 0 pose (no sway, no bob), as in :func:`reference_image`.
     """
     openness = np.asarray(openness, np.float64).reshape(-1)
     T = len(openness)
     rng = np.random.default_rng([int(seed), 0xB11])
     bl = _blink_starts(T / FPS, T, rng) if blinks else np.zeros(0, np.int64)
-    g = _geometry(identity, openness, size, bl)
+    g = _geometry(identity, openness, size, bl, still)
     s, cx, cy, my = g["s"], g["cx"], g["cy"], g["my"]
     rx, ry = identity.rx * s, identity.ry * s
     img = np.empty((T, size, size, 3), np.float32)
@@ -249,3 +251,34 @@ def mouth_readout(frames: np.ndarray, mouth_box: Optional[np.ndarray] = None) ->
     return out
 
 
+EYE_POINTS = (slice(23 + 36, 23 + 42), slice(23 + 42, 23 + 48))  # DWPose slots of iBUG eye points 36-41 and 42-47
+EYE_DARK_LUMA = 60.0  # the eyes are RGB (25, 20, 30), luma ~22; skin is >= 90 on every channel
+
+
+def eye_boxes(keypoints: np.ndarray, margin: float = 1.0) -> np.ndarray:
+    """int xyxy boxes (exclusive end) of both eyes per frame, [T, 2, 4], from DWPose keypoints (T, 1, 133, 3)."""
+    kp = np.asarray(keypoints, np.float64)[:, 0]
+    boxes = np.zeros((kp.shape[0], 2, 4), np.int64)
+    for k, sl in enumerate(EYE_POINTS):
+        pts = kp[:, sl, :2]
+        boxes[:, k, :2] = np.floor(pts.min(axis=1) - margin)
+        boxes[:, k, 2:] = np.ceil(pts.max(axis=1) + margin) + 1
+    return boxes
+
+
+def eye_readout(frames: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Fraction of dark pixels (luma < 60) inside both eye boxes per frame, [T]: about 0.5 for open eyes in the
+    ground truth, near 0 for a face whose eyes were lost (blurred into the skin). ``frames`` uint8 [T, H, W, 3]."""
+    f = np.asarray(frames)
+    luma = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
+    boxes = eye_boxes(keypoints)
+    H, W = luma.shape[1:]
+    out = np.zeros(len(f), np.float32)
+    for t in range(len(f)):
+        dark, area = 0, 0
+        for x0, y0, x1, y1 in boxes[min(t, len(boxes) - 1)]:
+            reg = luma[t, max(0, y0):min(H, y1), max(0, x0):min(W, x1)]
+            dark += int((reg < EYE_DARK_LUMA).sum())
+            area += reg.size
+        out[t] = dark / max(area, 1)
+    return out

@@ -152,7 +152,8 @@ def run(inputs: list[Path], out: Path, cfg, ray_address: str | None = None, work
         ds = ds.flat_map(shots_task, fn_kwargs={"cfg": cfg, "out": str(out)}, num_cpus=cpus, compute=tasks)
         for name in MODEL_STAGES:
             ds = ds.map(StageActor, fn_constructor_kwargs={"name": name, "cfg": cfg, "out": str(out)},
-                        num_cpus=cpus, compute=ray.data.ActorPoolStrategy(size=workers))
+                        num_cpus=cpus, num_gpus=float(cfg.engine.stage_gpus[name]),
+                        compute=ray.data.ActorPoolStrategy(size=workers))
         ds = ds.map(record_task, fn_kwargs={"out": str(out)}, num_cpus=cpus, compute=tasks)
         for n, r in enumerate(ds.iter_rows(), start=1):
             logger.info("[%d] %s: %s", n, r["clip_id"], "accepted" if not r["stage"] else

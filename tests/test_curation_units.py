@@ -110,3 +110,34 @@ def test_summary_counts_and_hours_per_stage():
                                      "reasons": {"no_audio": 1}}
     assert s["stages"]["speech"]["kept"] == 2 and s["stages"]["captions"]["hours_kept"] == 1.5
     assert json.loads(reject(rec("", 1), "face", "no_face")["scores"]) == {"x": 1.0}
+
+
+def test_aesthetic_predictor_is_a_torchscript_file(tmp_path):
+    import torch
+
+    from talkverse.curation.quality import aesthetic, measures
+
+    class Mean(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(1, 2, 3)) * 10
+
+    path = tmp_path / "aesthetic.pt"
+    torch.jit.script(Mean()).save(str(path))
+    frames = np.full((3, 100, 160, 3), 51, np.uint8)
+    assert aesthetic(frames, torch.jit.load(str(path))) == pytest.approx(2.0, abs=1e-5)
+    m = measures(frames, side=64)
+    assert m["sharpness"] == 0 and m["brightness"] == pytest.approx(51, abs=0.5) and m["motion"] == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--input", "/nonexistent/*.mp4", "--out", "o"], "--input /nonexistent/*.mp4: no such folder"),
+    (["--input", ".", "--out", "o", "--set", "sync.min_confidence=1"], "min_confidence"),
+    (["--input", ".", "--out", "o", "--text_encoder", "/nonexistent"], "--text_encoder /nonexistent: not found"),
+])
+def test_curate_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    from talkverse.cli.curate import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "o").exists()

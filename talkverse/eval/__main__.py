@@ -50,8 +50,8 @@ def _print_text(ev) -> None:
 def main(argv=None) -> int:
     from talkverse.media.audio import AudioError
     from talkverse.media.video import VideoError
+    from talkverse.vision.mouth import METHODS
 
-    from .mouth import METHODS
     from .plot import plot_evaluation
     from .report import evaluate_video
 

@@ -21,11 +21,11 @@ import numpy as np
 
 from ..media.audio import load_audio
 from ..media.constants import SAMPLE_RATE
-from .audio import speech_energy
+from ..vision.energy import speech_energy
+from ..vision.mouth import synthetic_mouth_openness
+from ..vision.sync import av_sync
 from .drift import drift_per_second
 from .fidelity import psnr_per_frame, window_median
-from .mouth import synthetic_mouth_openness
-from .sync import av_sync
 
 
 @dataclass

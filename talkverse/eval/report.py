@@ -12,10 +12,9 @@ import numpy as np
 from ..media.audio import load_audio
 from ..media.constants import SAMPLE_RATE
 from ..media.video import read_video_frames
-from .audio import speech_energy
+from ..vision.lipsync import lip_sync
+from ..vision.sync import SyncResult
 from .drift import DriftSummary, drift_per_second
-from .mouth import mouth_openness
-from .sync import SyncResult, av_sync
 
 
 @dataclass
@@ -76,9 +75,8 @@ def evaluate_video(
             audio_err = f"no usable audio ({e}); pass --audio"
     sync = mouth = energy = used = None
     if wave is not None:
-        mouth, used = mouth_openness(frames, method)
-        energy = speech_energy(wave, SAMPLE_RATE, len(frames), fps=fps)
-        sync = av_sync(mouth, energy, max_lag=max_lag)
+        ls = lip_sync(frames, wave, SAMPLE_RATE, fps, max_lag=max_lag, method=method)
+        sync, mouth, energy, used = ls.sync, ls.mouth, ls.energy, ls.method
     return VideoEvaluation(
         video=str(Path(video)),
         audio=audio_src,

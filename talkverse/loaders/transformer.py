@@ -172,7 +172,7 @@ def load_transformer(
     for name in NEW_MODULES:
         prefix = name + "."
         if any(k.startswith(prefix) and k not in state for k in model_keys):
-            mod = getattr(model, name).to_empty(device=device)
+            mod = getattr(model, name).to_empty(device=device)  # present: it has keys
             model.init_s2v_module(name)
             for k, v in mod.state_dict().items():
                 state.setdefault(prefix + k, v.to(target_dtype(model, prefix + k, torch_dtype)))

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from ..convert.wan_keys import original_to_diffusers
 from ..models.rope import rope_tables, token_positions
 from ..models.transformer_talkverse import TalkVerseTransformer3DModel
-from .common import CaseResult, register
+from .common import MODELS, CaseResult, register
 
 TOL = 1e-4  # relative, fp32
 ZERO_TOL = 1e-6  # max abs, where the expected tensor is all zeros
@@ -146,7 +146,7 @@ def run_case(model: TalkVerseTransformer3DModel, folder: Path, name: str) -> tup
     return res, out
 
 
-@register("dit", "dit_tiny", "weights.safetensors")
+@register("dit", "dit_tiny", "weights.safetensors", models=MODELS)
 def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
     model = model_from_fixture(folder)
     outs = {}

@@ -1,0 +1,88 @@
+"""generate.py --task s2v-14B on a saved tiny S2V-14B pipeline: an H.264 mp4 at 16 fps with the speech, with and without
+--pose_video; the task is recognised from the folder; 2-rank gloo sequence parallelism writes the 1-rank frames."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from helpers import REPO
+
+
+@pytest.fixture(scope="module")
+def saved14(tmp_path_factory):
+    from PIL import Image
+
+    from talkverse.media.writer import VideoWriter
+    from talkverse.testing.tiny import tiny_pipeline
+
+    root = tmp_path_factory.mktemp("s2v14b")
+    tiny_pipeline(0, model="s2v-14B").save_pretrained(str(root / "pipe"))
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (80, 64, 3), dtype=np.uint8)).save(root / "face.png")
+    t = np.arange(16000) / 16000
+    sf.write(root / "a.wav", (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32),
+             16000)
+    with VideoWriter(root / "pose.mp4", fps=25, crf=0) as w:  # a bright bar sweeping over black: a "skeleton"
+        frames = -torch.ones(3, 30, 64, 64)
+        for k in range(30):
+            frames[:, k, :, 2 * k:2 * k + 6] = 1.0
+        w.write(frames)
+    return root
+
+
+def _generate(root, out, nproc: int = 1, *extra):
+    cmd = [sys.executable, str(REPO / "generate.py")] if nproc == 1 else \
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+         str(REPO / "generate.py")]
+    cmd += ["--ckpt_dir", str(root / "pipe"), "--image", str(root / "face.png"), "--audio", str(root / "a.wav"),
+            "--size_bucket", "64x64", "--infer_frames", "8", "--sample_steps", "2", "--base_seed", "5", "--device",
+            "cpu", "-q", "--save_file", str(out), "--save_frames_npy", str(out.with_suffix(".npy")), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def _probe(path):
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio
+        n = sum(1 for _ in c.decode(video=0))
+        return v.codec_context.name, v.average_rate, len(a), n
+
+
+@pytest.mark.slow
+def test_generate_s2v14b_with_and_without_pose(saved14):
+    """1 s of speech at 16 fps = 16 frames: 3 clips of 8 ((8-3) + 8 + 8 = 21 produced, trimmed to 16)."""
+    plain = _generate(saved14, saved14 / "plain.mp4", 1, "--task", "s2v-14B")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    posed = _generate(saved14, saved14 / "posed.mp4", 1, "--pose_video", saved14 / "pose.mp4")  # task recognised
+    assert posed.returncode == 0, posed.stderr[-3000:]
+    for name in ("plain", "posed"):
+        codec, rate, audio_streams, n = _probe(saved14 / f"{name}.mp4")
+        assert (codec, rate, audio_streams, n) == ("h264", 16, 1, 16), (name, codec, rate, audio_streams, n)
+    a, b = np.load(saved14 / "plain.npy"), np.load(saved14 / "posed.npy")
+    assert a.shape == b.shape == (16, 64, 64, 3)
+    assert np.abs(a - b).mean() > 1e-3  # the pose latents reach the DiT
+
+
+def test_pose_video_refused_for_the_5b(saved14, tmp_path):
+    res = _generate(saved14, tmp_path / "x.mp4", 1, "--task", "s2v-5B", "--pose_video", saved14 / "pose.mp4")
+    assert res.returncode == 2 and "--pose_video only applies to --task s2v-14B" in res.stderr, res.stderr[-2000:]
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.slow
+def test_generate_s2v14b_two_rank_sp_equals_one(saved14):
+    single = saved14 / "single.mp4"
+    res = _generate(saved14, single, 1, "--task", "s2v-14B", "--pose_video", saved14 / "pose.mp4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = _generate(saved14, saved14 / "sp.mp4", 2, "--task", "s2v-14B", "--pose_video", saved14 / "pose.mp4",
+                    "--ulysses_size", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = np.load(saved14 / "sp.npy").astype(np.float64), np.load(single.with_suffix(".npy")).astype(np.float64)
+    assert a.shape == b.shape
+    assert float(((a - b) ** 2).sum() ** 0.5 / (b ** 2).sum() ** 0.5) <= 1e-4

@@ -86,3 +86,21 @@ def test_generate_s2v14b_two_rank_sp_equals_one(saved14):
     a, b = np.load(saved14 / "sp.npy").astype(np.float64), np.load(single.with_suffix(".npy")).astype(np.float64)
     assert a.shape == b.shape
     assert float(((a - b) ** 2).sum() ** 0.5 / (b ** 2).sum() ** 0.5) <= 1e-4
+
+
+@pytest.mark.slow
+def test_batch_s2v14b_with_a_pose_item(saved14, tmp_path):
+    """A batch of two items, one with its own pose_video: both written at 16 fps with audio."""
+    import json
+
+    items = [{"image": str(saved14 / "face.png"), "audio": str(saved14 / "a.wav"), "name": "plain"},
+             {"image": str(saved14 / "face.png"), "audio": str(saved14 / "a.wav"), "name": "posed",
+              "pose_video": str(saved14 / "pose.mp4")}]
+    (tmp_path / "items.jsonl").write_text("\n".join(json.dumps(i) for i in items))
+    res = subprocess.run([sys.executable, str(REPO / "generate.py"), "--ckpt_dir", str(saved14 / "pipe"),
+                          "--batch_file", str(tmp_path / "items.jsonl"), "--output_dir", str(tmp_path / "out"),
+                          "--size_bucket", "64x64", "--infer_frames", "8", "--sample_steps", "1", "--device", "cpu",
+                          "-q"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in ("plain", "posed"):
+        assert _probe(tmp_path / "out" / f"{name}.mp4") == ("h264", 16, 1, 16)

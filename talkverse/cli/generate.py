@@ -6,7 +6,8 @@ Single video:
         --wav2vec_dir ckpts/wav2vec2-large-xlsr-53-english --image face.png --audio speech.wav \\
         --prompt "A woman talks to the camera." --convert_model_dtype
 
-Batch (JSON array or JSONL of {image, audio, prompt, name?}; the reference's cond_image/cond_audio.person1 works):
+Batch (JSON array or JSONL of {image, audio, prompt, name?, pose_video? (s2v-14B)}; the reference's
+cond_image/cond_audio.person1 works):
     talkverse-generate --ckpt_dir ... --batch_file items.jsonl --output_dir outputs/
     torchrun --nproc_per_node=8 generate.py --ckpt_dir ... --batch_file items.jsonl --output_dir outputs/
 
@@ -306,7 +307,9 @@ def run_batch_mode(args, parser) -> int:
         options = replace(base, seed=item_seed(item, base_seed), progress=False, prompt=item.prompt or base.prompt,
                           negative_prompt=item.negative_prompt or base.negative_prompt,
                           num_clips=base.num_clips if item.num_clips is None else item.num_clips)
-        inputs = load_inputs(item.image, item.audio, item.video, fps=pipe.family.fps)  # one-line errors first
+        if item.pose_video is not None and not pipe.family.pose:
+            raise ValueError(f"pose_video {item.pose_video}: the {pipe.family.name} model has no pose input")
+        inputs = load_inputs(item.image, item.audio, item.video, item.pose_video, fps=pipe.family.fps)
         try:
             generate_to_file(pipe, inputs, options, output_path)  # atomic: a temp file renamed when complete
         finally:

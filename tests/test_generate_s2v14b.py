@@ -104,3 +104,21 @@ def test_batch_s2v14b_with_a_pose_item(saved14, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     for name in ("plain", "posed"):
         assert _probe(tmp_path / "out" / f"{name}.mp4") == ("h264", 16, 1, 16)
+
+
+def test_dubbing_with_s2v14b():
+    """Dubbing a 16 fps source with the tiny S2V-14B: the output covers the new audio at 16 fps (1 s -> 16 frames)
+    and starts from the source (two different sources give different dubs; the same one, the same dub)."""
+    from talkverse.testing.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline(0, model="s2v-14B")
+    pipe.set_progress_bar_config(disable=True)
+    wave = (0.1 * np.sin(np.arange(16000) / 10)).astype(np.float32)
+    outs = []
+    for level in (30, 220, 220):
+        src = [np.full((64, 64, 3), level, np.uint8) for _ in range(20)]
+        out = pipe(None, wave, height=64, width=64, frames_per_clip=8, num_inference_steps=2, dub_video=iter(src),
+                   dub_strength=0.1, generator=torch.Generator().manual_seed(0), progress=False).frames
+        assert out.shape == (1, 16, 64, 64, 3)
+        outs.append(out)
+    assert np.abs(outs[1] - outs[0]).mean() > 1e-2 and np.array_equal(outs[1], outs[2])

@@ -122,3 +122,19 @@ def test_dubbing_with_s2v14b():
         assert out.shape == (1, 16, 64, 64, 3)
         outs.append(out)
     assert np.abs(outs[1] - outs[0]).mean() > 1e-2 and np.array_equal(outs[1], outs[2])
+
+
+def test_low_vram_profile_runs_s2v14b():
+    """The low_vram profile (bf16, fp8 weight storage, block-level group offloading) on the tiny S2V-14B: the same
+    video within the lossy-storage tolerance of the fp32 run."""
+    from talkverse.testing.tiny import tiny_pipeline
+
+    pipe = tiny_pipeline(0, model="s2v-14B")
+    pipe.set_progress_bar_config(disable=True)
+    wave = (0.1 * np.sin(np.arange(16000) / 10)).astype(np.float32)
+    img = np.full((64, 64, 3), 100, np.uint8)
+    kw = dict(height=64, width=64, frames_per_clip=8, num_inference_steps=2, progress=False)
+    a = pipe(img, wave, generator=torch.Generator().manual_seed(0), **kw).frames
+    pipe.enable_optimizations(profile="low_vram", device="cpu")
+    b = pipe(img, wave, generator=torch.Generator().manual_seed(0), **kw).frames
+    assert a.shape == b.shape == (1, 16, 64, 64, 3) and np.abs(a - b).mean() < 0.02

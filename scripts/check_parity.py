@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Run the numeric parity cases found in a fixtures folder laid out like ``../shared/reference/parity/``.
 
-Prints one line per case, ``<case> <max relative error> PASS|FAIL``, and exits non-zero if any case fails or if
+Recognises which model the folder holds (TalkVerse-5B ``parity/`` or Wan2.2-S2V-14B ``parity_s2v14b/``) and runs
+each suite's version for it. Prints one line per case, ``<case> <max relative error> PASS|FAIL``, and exits non-zero if any case fails or if
 the folder holds no case of the selected suites. ``-v`` adds the error of every compared tensor.
 """
 
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from talkverse.parity import SUITES, run_suites  # noqa: E402
+from talkverse.parity import SUITES, fixture_model, run_suites  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: fixtures folder not found: {args.fixtures}", file=sys.stderr)
         return 2
     torch.manual_seed(0)
+    print(f"fixtures: {args.fixtures} (model {fixture_model(args.fixtures)})", flush=True)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     try:
         results = []

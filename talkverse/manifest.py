@@ -161,6 +161,26 @@ def compare(manifest: dict[str, Shape], ours: dict[str, Shape], scope: str = "au
     )
 
 
+# The full-size model presets a manifest can describe, and the one assumed when nothing else fits.
+MODEL_PRESETS = ("s2v_5b", "s2v_14b")
+
+
+def detect_config(manifest: dict[str, Shape]) -> str:
+    """The model preset a manifest describes: the one whose ``patch_embedding.weight`` shape ([D, C_in, 1, 2, 2])
+    and ``cond_encoder`` presence match it; ``s2v_5b`` when the manifest holds neither (e.g. a new-module subset)."""
+    from .configs import model_config
+
+    patch = manifest.get("patch_embedding.weight")
+    for name in MODEL_PRESETS:
+        cfg = model_config(name)
+        shape = (cfg["num_attention_heads"] * cfg["attention_head_dim"], cfg["in_channels"], *cfg["patch_size"])
+        has_cond = bool(cfg.get("cond_dim"))
+        if (patch is None or patch == shape) and ("cond_encoder.weight" in manifest) == has_cond:
+            if patch is not None or has_cond:
+                return name
+    return MODEL_PRESETS[0]
+
+
 def build_meta_model(config: str = "s2v_5b") -> torch.nn.Module:
     """``TalkVerseTransformer3DModel`` of a config preset on the meta device (no memory, no init cost)."""
     from .configs import model_config

@@ -72,24 +72,32 @@ class GenerationOptions:
 
 @dataclass
 class DecodedInputs:
-    """One video's inputs, each decoded once: the portrait (PIL RGB), the speech, and a dubbing source's reader
-    (its 25 fps frames stream from one decode; the first is decoded up front, so a broken source fails early)."""
+    """One video's inputs, each decoded once: the portrait (PIL RGB), the speech, a dubbing source's reader (its
+    frames at the model's ``fps`` stream from one decode; the first is decoded up front, so a broken source fails
+    early) and an S2V-14B pose video's reader (DWPose skeletons, read at ``fps`` from its start)."""
 
     image: object | None
     audio: DecodedAudio
     dub_video: object | None = None  # a talkverse.media.video.VideoReader, or None
-    names: dict = field(default_factory=dict)  # "image" / "audio" / "dub_video" -> the path given
+    names: dict = field(default_factory=dict)  # "image" / "audio" / "dub_video" / "pose_video" -> the path given
+    pose_video: object | None = None  # a talkverse.media.video.VideoReader, or None
+    fps: int = FPS  # the model's video rate (25; S2V-14B: 16)
     _dub_iter: Iterator | None = None
     _dub_first: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.dub_video is not None and self._dub_iter is None:
-            from .media.video import VideoError
+        from .media.video import VideoError
 
-            self._dub_iter = self.dub_video.iter_frames(FPS)
+        if self.dub_video is not None and self._dub_iter is None:
+            self._dub_iter = self.dub_video.iter_frames(self.fps)
             self._dub_first = next(self._dub_iter, None)
             if self._dub_first is None:
                 raise VideoError(f"{self.dub_video.path}: no decodable video frames")
+        if self.pose_video is not None and self.pose_video.info.num_frames <= 0:
+            raise VideoError(f"{self.pose_video.path}: no video frames")
+
+    def pose_frames(self) -> Iterator[np.ndarray] | None:
+        return None if self.pose_video is None else self.pose_video.iter_frames(self.fps)
 
     def dub_frames(self) -> Iterator[np.ndarray] | None:
         if self.dub_video is None:
@@ -99,8 +107,9 @@ class DecodedInputs:
         return itertools.chain([self._dub_first], self._dub_iter)
 
     def close(self) -> None:
-        if self.dub_video is not None:
-            self.dub_video.close()
+        for reader in (self.dub_video, self.pose_video):
+            if reader is not None:
+                reader.close()
 
 
 @dataclass
@@ -111,10 +120,11 @@ class VideoResult:
     frames: int
     size: tuple[int, int]  # (height, width)
     elapsed: float  # seconds of generation and writing
+    fps: int = FPS
 
     @property
     def seconds(self) -> float:
-        return self.frames / FPS
+        return self.frames / self.fps
 
     def line(self) -> str:
         return (f"wrote {self.video_path} ({self.frames} frames, {self.seconds:.2f} s, {self.size[1]}x{self.size[0]}, "
@@ -128,9 +138,11 @@ def resolve_seed(seed: int | None) -> int:
     return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def load_inputs(image: str | Path | None, audio: str | Path, dub_video: str | Path | None = None) -> DecodedInputs:
+def load_inputs(image: str | Path | None, audio: str | Path, dub_video: str | Path | None = None,
+                pose_video: str | Path | None = None, fps: int = FPS) -> DecodedInputs:
     """Open and decode a request's files, raising ``ImageError`` / ``AudioError`` / ``VideoError`` (one line naming
-    the file). Without ``image``, a dubbing source's first frame is the portrait (decoded by the same reader)."""
+    the file). Without ``image``, a dubbing source's first frame is the portrait (decoded by the same reader).
+    ``fps``: the model's video rate (the videos are read at it)."""
     from .media.audio import AudioError
     from .media.video import VideoReader
 
@@ -138,15 +150,19 @@ def load_inputs(image: str | Path | None, audio: str | Path, dub_video: str | Pa
         raise ValueError("an image is required (or a video to dub)")
     img = load_image(image) if image is not None else None
     speech = read_audio(audio)
-    if speech.seconds * FPS < MIN_AUDIO_FRAMES:
-        raise AudioError(audio, f"is {speech.seconds:.2f} s long; at least {MIN_AUDIO_FRAMES / FPS:.2f} s (one latent "
+    if speech.seconds * fps < MIN_AUDIO_FRAMES:
+        raise AudioError(audio, f"is {speech.seconds:.2f} s long; at least {MIN_AUDIO_FRAMES / fps:.2f} s (one latent "
                                 f"frame, {MIN_AUDIO_FRAMES} video frames) is needed to drive a clip")
-    reader = VideoReader(dub_video) if dub_video is not None else None
+    reader = pose = None
     try:
-        return DecodedInputs(img, speech, reader, {"image": image, "audio": audio, "dub_video": dub_video})
+        reader = VideoReader(dub_video) if dub_video is not None else None
+        pose = VideoReader(pose_video) if pose_video is not None else None
+        names = {"image": image, "audio": audio, "dub_video": dub_video, "pose_video": pose_video}
+        return DecodedInputs(img, speech, reader, names, pose, fps)
     except BaseException:
-        if reader is not None:
-            reader.close()
+        for r in (reader, pose):
+            if r is not None:
+                r.close()
         raise
 
 
@@ -186,9 +202,9 @@ def input_warnings(inputs: DecodedInputs, options: GenerationOptions, frames_nee
             name = inputs.names.get("image") or inputs.names.get("dub_video")
             out.append(f"{name}: {w}x{h} is smaller than the {ww}x{hh} video; it is upscaled (expect a soft image)")
     if inputs.dub_video is not None:
-        have = int(inputs.dub_video.info.duration * FPS)
+        have = int(inputs.dub_video.info.duration * inputs.fps)
         if have < frames_needed:
-            out.append(f"{inputs.names['dub_video']}: {have} frames at {FPS} fps, the speech needs {frames_needed}; its "
+            out.append(f"{inputs.names['dub_video']}: {have} frames at {inputs.fps} fps, the speech needs {frames_needed}; its "
                        f"last frame is repeated for the remaining {frames_needed - have}")
     return out
 
@@ -222,13 +238,16 @@ def pipeline_kwargs(pipe, inputs: DecodedInputs, options: GenerationOptions, pro
         kw["prompt"], kw["negative_prompt"] = options.prompt, options.negative_prompt
     if inputs.dub_video is not None:
         kw.update(dub_video=inputs.dub_frames(), dub_strength=options.dub_strength, dub_ref=options.dub_ref)
+    if inputs.pose_video is not None:
+        kw["pose_video"] = inputs.pose_frames()
     return kw
 
 
 def generate_to_file(pipe, inputs: DecodedInputs | None, options: GenerationOptions, output_path: str | Path | None,
                      *, on_frames: FrameCallback | None = None, callback_on_step_end=None, prompt_embeds=None,
                      on_clip: Callable[[int, int, dict], None] | None = None) -> VideoResult | None:
-    """Generate one video and write it atomically to ``output_path`` (H.264 25 fps + the speech as AAC; the temporary
+    """Generate one video and write it atomically to ``output_path`` (H.264 at the model's fps, 25 or 16, + the speech
+    as AAC; the temporary
     ``.NAME.partial.mp4`` beside it is removed on any error, Ctrl-C included). ``options.seed`` must be resolved.
     ``on_clip(clip, num_clips, seconds)`` gets each written clip's stage times ({"motion", "denoise", "decode",
     "write"}, wall seconds).
@@ -248,9 +267,10 @@ def generate_to_file(pipe, inputs: DecodedInputs | None, options: GenerationOpti
     meta = {"comment": f"talkverse seed={options.seed} steps={options.num_inference_steps} "
                        f"shift={float(pipe.scheduler.config.flow_shift)} guide={options.guidance_scale} "
                        f"frames={options.frames_per_clip}"}
-    with VideoWriter(output_path, fps=FPS, crf=options.crf, audio=inputs.audio, audio_bitrate=options.audio_bitrate,
+    fps = pipe.family.fps
+    with VideoWriter(output_path, fps=fps, crf=options.crf, audio=inputs.audio, audio_bitrate=options.audio_bitrate,
                      max_frames=plan.output_frames, rounding=options.rounding, metadata=meta,
-                     max_audio_seconds=plan.output_frames / FPS if plan.capped else None) as writer:
+                     max_audio_seconds=plan.output_frames / fps if plan.capped else None) as writer:
         for clip, frames in enumerate(pipe.iter_clips(inputs.image, callback_on_step_end=callback_on_step_end, **kw)):
             t0 = time.perf_counter()
             writer.write(frames)
@@ -260,7 +280,7 @@ def generate_to_file(pipe, inputs: DecodedInputs | None, options: GenerationOpti
             if on_clip is not None:
                 on_clip(clip, plan.num_clips, {**pipe.clip_seconds[clip], "write": time.perf_counter() - t0})
     return VideoResult(Path(output_path), options.seed, plan.num_clips, writer.frames_written, size,
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, fps)
 
 
 # ------------------------------------------------------------------ output names

@@ -123,3 +123,82 @@ def tiny_inputs(model, batch: int = 1, with_motion: bool = True, seed: int = 3) 
         audio_features=torch.randn(batch, c.audio_num_layers, c.audio_dim, 4 * f, generator=g),
         motion_latents=torch.randn(batch, c.in_channels, c.motion_latents, h, w, generator=g) if with_motion else None,
     )
+
+
+# ------------------------------------------------------------------------------------------- Wan2.2-S2V-14B layouts
+_WAN21_LEAVES = ("residual.0.gamma", "residual.2.weight", "residual.2.bias", "residual.3.gamma", "residual.6.weight",
+                 "residual.6.bias", "shortcut.weight", "shortcut.bias", "resample.1.weight", "resample.1.bias",
+                 "time_conv.weight", "time_conv.bias")
+
+
+def wan21_vae_original_state(vae) -> dict[str, torch.Tensor]:
+    """A diffusers Wan2.1 ``AutoencoderKLWan``'s state dict in the original flat ``Wan2.1_VAE.pth`` names: every
+    candidate original name is sent through the loader's map (diffusers' converter) and kept where it lands."""
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    sd = vae.state_dict()
+    names = [f"{side}.{kind}.{k}.{leaf}" for side, kind in (("encoder", "downsamples"), ("decoder", "upsamples"))
+             for k in range(24) for leaf in _WAN21_LEAVES]
+    names += [f"{side}.{mid}" for side in ("encoder", "decoder") for mid in (
+        "middle.0.residual.0.gamma", "middle.0.residual.2.weight", "middle.0.residual.2.bias", "middle.0.residual.3.gamma",
+        "middle.0.residual.6.weight", "middle.0.residual.6.bias", "middle.2.residual.0.gamma",
+        "middle.2.residual.2.weight", "middle.2.residual.2.bias", "middle.2.residual.3.gamma",
+        "middle.2.residual.6.weight", "middle.2.residual.6.bias", "middle.1.norm.gamma", "middle.1.to_qkv.weight",
+        "middle.1.to_qkv.bias", "middle.1.proj.weight", "middle.1.proj.bias", "head.0.gamma", "head.2.weight",
+        "head.2.bias", "conv1.weight", "conv1.bias")]
+    names += ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"]
+    out = {}
+    for name in names:
+        mapped = convert_wan_vae_to_diffusers({name: name})
+        for new, orig in mapped.items():
+            if new in sd:
+                out.setdefault(orig, sd[new].detach().clone())
+    assert len(out) == len(sd), (len(out), len(sd))
+    return out
+
+
+def write_original_s2v14b(pipe, root: Path, shards: int = 3) -> Path:
+    """The original Wan2.2-S2V-14B folder of a tiny S2V-14B pipeline: the whole DiT sharded (S2V modules included) +
+    index + config.json, ``Wan2.1_VAE.pth``, the umT5 ``.pth``, ``google/umt5-xxl/`` and the wav2vec2 folder."""
+    from talkverse.convert.t5_keys import TIED_KEY, transformers_to_original
+    from talkverse.testing.tiny import tiny_tokenizer
+
+    root.mkdir(parents=True, exist_ok=True)
+    sd = original_state(pipe.transformer)
+    keys = list(sd)
+    per = -(-len(keys) // shards)
+    weight_map = {}
+    for s in range(shards):
+        name = f"diffusion_pytorch_model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        chunk = {k: sd[k] for k in keys[s * per:(s + 1) * per]}
+        save_file(chunk, root / name, metadata={"format": "pt"})
+        weight_map.update({k: name for k in chunk})
+    (root / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    c = pipe.transformer.config
+    (root / "config.json").write_text(json.dumps({
+        "_class_name": "WanModel_S2V", "dim": c.num_attention_heads * c.attention_head_dim, "ffn_dim": c.ffn_dim,
+        "in_dim": c.in_channels, "out_dim": c.out_channels, "num_heads": c.num_attention_heads,
+        "num_layers": c.num_layers, "model_type": "s2v", "cond_dim": c.cond_dim}))
+    torch.save(wan21_vae_original_state(pipe.vae), root / "Wan2.1_VAE.pth")
+    torch.save({transformers_to_original(k): v.to(torch.bfloat16) for k, v in pipe.text_encoder.state_dict().items()
+                if k != TIED_KEY}, root / "models_t5_umt5-xxl-enc-bf16.pth")
+    tiny_tokenizer(root / "google" / "umt5-xxl")
+    w2v = root / "wav2vec2-large-xlsr-53-english"
+    pipe.audio_encoder.save_pretrained(w2v)
+    pipe.feature_extractor.save_pretrained(w2v)
+    return root
+
+
+def write_diffusers_s2v14b(pipe, root: Path) -> Path:
+    """The Diffusers layout of the same weights: ``transformer/`` (this class, diffusers key names), ``vae/``
+    (AutoencoderKLWan, Wan2.1 config), ``text_encoder/``, ``tokenizer/`` and the wav2vec2 folder."""
+    pipe.transformer.save_pretrained(root / "transformer", max_shard_size="200KB")
+    pipe.vae.save_pretrained(root / "vae")
+    pipe.text_encoder.save_pretrained(root / "text_encoder")
+    pipe.tokenizer.save_pretrained(root / "tokenizer")
+    w2v = root / "wav2vec2-large-xlsr-53-english"
+    pipe.audio_encoder.save_pretrained(w2v)
+    pipe.feature_extractor.save_pretrained(w2v)
+    (root / "model_index.json").write_text(json.dumps({"_class_name": "WanSpeechToVideoPipeline"}))
+    return root

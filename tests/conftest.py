@@ -28,3 +28,13 @@ def ray_local():
 
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+PARITY_S2V14B = SHARED / "reference" / "parity_s2v14b"
+
+
+@pytest.fixture
+def parity14_dir() -> Path:
+    if not PARITY_S2V14B.is_dir():
+        pytest.skip(f"S2V-14B parity fixtures not present at {PARITY_S2V14B} (../shared/reference/parity_s2v14b)")
+    return PARITY_S2V14B

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REF = SHARED / "reference"
 FULL_TSV = REF / "s2v5b_state_dict_shapes.tsv"
+S2V14B_TSV = FULL_TSV.parent / "parity_s2v14b" / "s2v14b_state_dict_shapes.tsv"  # the config is detected: s2v_14b
 TI2V_TSV = REF / "ti2v5b_state_dict_shapes.tsv"
 ADDED_TSV = REF / "s2v5b_added_keys_vs_ti2v5b.tsv"
 
@@ -204,6 +205,7 @@ def test_no_rope_tables_or_pre_norms_in_state_dict(meta_model):
         (FULL_TSV, "976/976 keys, equal shapes, 5,704,930,777 parameters"),
         (TI2V_TSV, "825/825 keys of the base subset, equal shapes, 4,999,787,712 parameters"),
         (ADDED_TSV, "151/151 keys of the new-module subset, equal shapes, 705,143,065 parameters"),
+        (S2V14B_TSV, "1260/1260 keys, equal shapes, 16,295,755,609 parameters"),
     ],
 )
 def test_script_passes(tsv, expected, capsys):

@@ -45,3 +45,31 @@ def test_check_parity_cli(parity_dir, tmp_path):
     empty = subprocess.run([sys.executable, str(script), "--fixtures", str(tmp_path), "--only", "dit,lora"],
                            capture_output=True, text=True)
     assert empty.returncode != 0 and "no parity case" in empty.stderr
+
+
+def _failures(results):
+    return [(r.name, r.error, [(n, e, t) for n, e, t in r.details if e > t]) for r in results if not r.passed]
+
+
+def test_s2v14b_dit_and_audio(parity14_dir):
+    """S2V-14B: every DiT case with every stored intermediate (all 3 injectors), and the 30 -> 16 fps audio chain."""
+    from safetensors import safe_open
+
+    from talkverse.parity import fixture_model
+
+    assert fixture_model(parity14_dir) == "s2v-14B" and fixture_model(parity14_dir.parent / "parity") == "s2v-5B"
+    results = list(run_suites(parity14_dir, ["dit", "audio"]))
+    assert len(results) == 7 and not _failures(results), _failures(results)
+    for res in results[:6]:
+        with safe_open(str(parity14_dir / "dit_tiny" / f"case_{res.name.split('/', 1)[1]}.safetensors"), "pt") as f:
+            stored = {k for k in f.keys() if k.startswith(("out.", "mid."))}
+        assert stored <= {n for n, _, _ in res.details}
+
+
+@pytest.mark.slow
+def test_s2v14b_pipeline(parity14_dir):
+    """Both S2V-14B pipeline variants (no pose / pose), staged and end to end."""
+    results = list(run_suites(parity14_dir, ["pipeline"]))
+    assert [r.name for r in results] == ["pipeline/no_pose/stages", "pipeline/no_pose/e2e", "pipeline/pose/stages",
+                                         "pipeline/pose/e2e"]
+    assert not _failures(results), _failures(results)

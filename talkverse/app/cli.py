@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         task_help="s2v-tiny-demo: the demo model's settings (128x128, 24 frames per clip, 20 steps, "
                                   "guide 4, seed 0), and its folder unless --ckpt_dir is given; s2v-5B: the real "
                                   "model's settings. Default: s2v-tiny-demo without --ckpt_dir, else s2v-5B")
+    m.add_argument("--extra_model", action="append", default=[], metavar="NAME=CKPT_DIR",
+                   help="another model for the page's model switch (repeatable), e.g. s2v-14B=ckpts/Wan2.2-S2V-14B; "
+                        "its task and settings are recognised from the folder; one model is loaded at a time")
     add_device_arguments(m)
     add_performance_arguments(p.add_argument_group("performance (docs/performance.md)"))
 
@@ -110,7 +113,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--ckpt_dir {args.ckpt_dir}: not found")
     if args.enhancer is not None and not Path(args.enhancer).is_dir():
         parser.error(f"--enhancer {args.enhancer}: not a folder")
+    args.extra_models = [_extra_model(spec, args, parser) for spec in args.extra_model]
     return args
+
+
+# Per-model settings an extra model takes from its own task, not from the main model's flags.
+_PER_MODEL = ("task", "ckpt_dir", "lora_ckpt", "wav2vec_dir", "model_config", "infer_frames", "sample_steps",
+              "sample_guide_scale")
+
+
+def _extra_model(spec: str, args, parser) -> argparse.Namespace:
+    """``NAME=CKPT_DIR`` -> the arguments of that model: the main model's, with the per-model settings reset to the
+    parser's defaults and resolved for the folder's task (as generate.py would without --task)."""
+    from ..cli.demo_task import apply_demo_task
+
+    name, sep, folder = spec.partition("=")
+    if not sep or not name or not folder:
+        parser.error(f"--extra_model {spec!r}: use NAME=CKPT_DIR")
+    if not Path(folder).exists():
+        parser.error(f"--extra_model {spec}: {folder} not found")
+    extra = argparse.Namespace(**vars(args))
+    for key in _PER_MODEL:
+        setattr(extra, key, parser.get_default(key))
+    extra.ckpt_dir, extra.name, extra.ckpt_dir_given = folder, name, True
+    apply_demo_task(extra, parser, bare=False)
+    return extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..cli.args import load_pipeline_from_args
     from ..parallel.distributed import default_device
     from .enhancer import PromptEnhancer
-    from .model import ModelCache
+    from .model import ModelCache, ModelSwitch
     from .settings import settings_from_args
     from .ui import build_ui
 
@@ -132,15 +159,19 @@ def main(argv: list[str] | None = None) -> int:
         atexit.register(shutil.rmtree, settings.output_dir, True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
-    def load():
-        logging.getLogger("talkverse.app").info("loading %s", args.ckpt_dir)
-        pipe = load_pipeline_from_args(args, default_device(args.device))
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+    def loader(a):
+        def load():
+            logging.getLogger("talkverse.app").info("loading %s", a.ckpt_dir)
+            pipe = load_pipeline_from_args(a, default_device(a.device))
+            pipe.set_progress_bar_config(disable=True)
+            return pipe
+        return load
 
     enhancer = None if args.enhancer is None else PromptEnhancer(args.enhancer, device=args.enhancer_device,
                                                                  max_new_tokens=args.enhancer_max_new_tokens)
-    demo = build_ui(settings, ModelCache(load), enhancer)
+    models = ModelCache(loader(args)) if not args.extra_models else \
+        ModelSwitch({settings.model_name: loader(args), **{e.name: loader(e) for e in args.extra_models}})
+    demo = build_ui(settings, models, enhancer)
     demo.queue(default_concurrency_limit=1, max_size=args.queue_size)
     print(f"talkverse app: {args.task} model {args.ckpt_dir}; outputs in {settings.output_dir}", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(settings.output_dir)],

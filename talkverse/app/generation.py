@@ -1,4 +1,5 @@
-"""One web request: checked inputs + settings -> an mp4 (H.264 25 fps with the speech as AAC) in the output folder,
+"""One web request: checked inputs + settings -> an mp4 (H.264 at the model's fps, 25 or 16, with the speech as AAC) in
+the output folder,
 written by ``talkverse.runner`` as generate.py writes it."""
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ class GenerationResult:
 
 
 def generate_video(pipe, image, audio: DecodedAudio, prompt: str, negative_prompt: str | None, options: dict,
-                   output_dir: Path, report: Report | None = None) -> GenerationResult:
+                   output_dir: Path, report: Report | None = None, pose_video: str | None = None) -> GenerationResult:
     """Run ``pipe`` over the whole audio (or ``options['num_clips']`` clips) and write the mp4.
 
     ``image`` is the checked portrait (PIL) and ``audio`` the checked, decoded speech; ``options`` come from
     ``validation.check_settings``; ``report`` receives ((done, total), description) per denoising step and while
-    frames are written."""
+    frames are written. ``pose_video``: an S2V-14B model's pose (DWPose) video, read at the model's fps."""
     from ..runner import DecodedInputs, GenerationOptions, generate_to_file, resolve_seed, timestamped_output_path
 
     opts = GenerationOptions(prompt=(prompt or "").strip() or DEFAULT_PROMPT, negative_prompt=negative_prompt,
@@ -51,7 +52,15 @@ def generate_video(pipe, image, audio: DecodedAudio, prompt: str, negative_promp
         return {}
 
     out = timestamped_output_path(output_dir, options["seed"])
-    result = generate_to_file(pipe, DecodedInputs(image, audio), opts, out, on_frames=progress.on_frames,
-                              callback_on_step_end=on_step)
+    pose = None
+    if pose_video is not None:
+        from ..media.video import VideoReader
+
+        pose = VideoReader(pose_video)
+    inputs = DecodedInputs(image, audio, pose_video=pose, fps=pipe.family.fps)
+    try:
+        result = generate_to_file(pipe, inputs, opts, out, on_frames=progress.on_frames, callback_on_step_end=on_step)
+    finally:
+        inputs.close()
     return GenerationResult(video_path=result.video_path, seed=result.seed, num_clips=result.num_clips,
                             frames=result.frames, size=result.size, seconds=result.seconds, elapsed=result.elapsed)

@@ -29,7 +29,7 @@ def _plain(e: BaseException) -> str:
 
 def make_generate_fn(settings: AppSettings, models: ModelCache):
     def generate(image, audio, prompt, negative_prompt, size_bucket, infer_frames, steps, guide_scale, seed,
-                 num_clips, history, progress=gr.Progress()):
+                 num_clips, history, model=None, pose_video=None, progress=gr.Progress()):
         try:
             options = check_settings(size_bucket, infer_frames, steps, guide_scale, seed, num_clips)
             portrait = check_image(image)
@@ -37,12 +37,18 @@ def make_generate_fn(settings: AppSettings, models: ModelCache):
         except InputError as e:
             raise gr.Error(str(e), title="Input problem") from None
         try:
-            if not models.loaded:
-                progress(0, desc="Loading the model (first request only)")
-            with models.use() as pipe:
+            switching = model is not None and hasattr(models, "is_loaded")
+            if not (models.is_loaded(model) if switching else models.loaded):
+                progress(0, desc="Loading the model (first request for it)")
+            with (models.use(model) if switching else models.use()) as pipe:
+                if pose_video and not pipe.family.pose:
+                    raise gr.Error(f"The {pipe.family.name} model takes no pose video.", title="Input problem")
                 progress(0, desc="Encoding the image, prompt and audio")
                 result = generate_video(pipe, portrait, speech, prompt, negative_prompt, options,
-                                        settings.output_dir, report=lambda done, desc: progress(done, desc=desc))
+                                        settings.output_dir, report=lambda done, desc: progress(done, desc=desc),
+                                        pose_video=pose_video or None)
+        except gr.Error:
+            raise
         except Exception as e:  # noqa: BLE001 - one line on the page and in the log; the traceback at debug level
             log.error("generation failed: %s", _plain(e))
             log.debug("generation failed", exc_info=True)
@@ -96,6 +102,12 @@ def build_ui(settings: AppSettings, models: ModelCache, enhancer: PromptEnhancer
                     seed = gr.Number(settings.seed, label="Seed", precision=0, info="-1 = a random seed")
                     clips = gr.Number(0, label="Number of clips", precision=0, minimum=0,
                                       info="0 = enough clips for the whole audio")
+                choices = settings.models or {}
+                first = next(iter(choices.values()), {})
+                model = gr.Dropdown(list(choices), value=next(iter(choices), None), label="Model", elem_id="model",
+                                    visible=len(choices) > 1, info="one model is loaded at a time")
+                pose = gr.Video(label="Pose video (S2V-14B, optional)", sources=["upload"], elem_id="pose",
+                                visible=bool(first.get("pose")))
                 run = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 video = gr.Video(label="Result", elem_id="result", interactive=False, height=420)
@@ -105,8 +117,14 @@ def build_ui(settings: AppSettings, models: ModelCache, enhancer: PromptEnhancer
                              object_fit="contain", elem_id="gallery", interactive=False, preview=False,
                              visible=settings.history > 0)
         run.click(make_generate_fn(settings, models),
-                  [image, audio, prompt, negative, size_bucket, frames, steps, guide, seed, clips, history],
+                  [image, audio, prompt, negative, size_bucket, frames, steps, guide, seed, clips, history, model, pose],
                   [video, download, status, gallery, history], api_name="generate", concurrency_id="gpu")
+        if len(choices) > 1:  # switching models puts its own settings on the page
+            def switch(name):
+                d = choices[name]
+                return d["infer_frames"], d["steps"], d["guide_scale"], gr.update(visible=d["pose"], value=None)
+
+            model.change(switch, [model], [frames, steps, guide, pose])
         if enhancer is not None:
             enhance.click(make_enhance_fn(enhancer), [prompt], [prompt], api_name="enhance_prompt")
     return demo

@@ -22,7 +22,7 @@ log = logging.getLogger("talkverse.batch")
 # Keys each item may carry. Aliases map to the canonical BatchItem field.
 _KNOWN_KEYS = {
     "image", "audio", "prompt", "name", "cond_image", "cond_audio",
-    "seed", "negative_prompt", "neg_prompt", "num_clips", "num_clip", "video",
+    "seed", "negative_prompt", "neg_prompt", "num_clips", "num_clip", "video", "pose_video",
 }
 _ALIASES = {"negative_prompt": "neg_prompt", "num_clips": "num_clip"}
 
@@ -44,6 +44,7 @@ class BatchItem:
     negative_prompt: str | None = None
     num_clips: int | None = None
     video: str | None = None  # dubbing source (optional)
+    pose_video: str | None = None  # S2V-14B pose (DWPose) video (optional)
 
     def __post_init__(self) -> None:
         if self.name is None:
@@ -148,6 +149,7 @@ def _parse_item(obj: Any, index: int, where: str, base_dir: Path) -> BatchItem:
         if why:
             raise fail(f"output name {name!r} {why}")
     video = get_str("video")
+    pose_video = get_str("pose_video")
 
     return BatchItem(
         index=index,
@@ -159,6 +161,7 @@ def _parse_item(obj: Any, index: int, where: str, base_dir: Path) -> BatchItem:
         negative_prompt=negative_prompt,
         num_clips=num_clips,
         video=_resolve_path(video, base_dir) if video is not None else None,
+        pose_video=_resolve_path(pose_video, base_dir) if pose_video is not None else None,
     )
 
 

@@ -12,15 +12,16 @@ def add_model_arguments(group, *, task_help: str, ckpt_dir_default: str = "", re
     ``task_help`` says what --task defaults to in that CLI; ``reference_compat`` adds the reference's flags that
     generate.py accepts for its users' command lines (--lora_rank, --lora_merge) and --check_ckpt.
     """
-    group.add_argument("--task", default=None, choices=["s2v-5B", "s2v-tiny-demo"], help=task_help)
-    group.add_argument("--ckpt_dir", help="Wan2.2-TI2V-5B directory (original or Diffusers layout) or a saved "
-                                          "TalkVersePipeline folder" + ckpt_dir_default)
+    group.add_argument("--task", default=None, choices=["s2v-5B", "s2v-14B", "s2v-tiny-demo"], help=task_help)
+    group.add_argument("--ckpt_dir", help="Wan2.2-TI2V-5B or Wan2.2-S2V-14B directory (original or Diffusers layout) "
+                                          "or a saved TalkVersePipeline folder" + ckpt_dir_default)
     group.add_argument("--lora_ckpt", help="the TalkVerse checkpoint (.safetensors: S2V modules, time/head, LoRA "
                                            "pairs); merged into the DiT at load time")
     group.add_argument("--wav2vec_dir", help="local wav2vec2-large-xlsr-53-english folder (default: "
                                              "<ckpt_dir>/audio_encoder or <ckpt_dir>/wav2vec2-large-xlsr-53-english)")
     group.add_argument("--model_config", default="s2v_5b", help="transformer config preset for the original layout "
-                                                                "(talkverse/configs/<name>.yaml, or a YAML path)")
+                                                                "(talkverse/configs/<name>.yaml, or a YAML path; "
+                                                                "--task s2v-14B: s2v_14b)")
     group.add_argument("--lora_alpha", type=float, default=None, help="LoRA alpha (default: the file's metadata, "
                                                                       "else 128 = scale 1)")
     if reference_compat:
@@ -42,9 +43,21 @@ def add_device_arguments(group) -> None:
     """--device and the memory flags shared by generate.py and the web app."""
     group.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda:LOCAL_RANK if available, "
                                                       "else cpu)")
-    add_switches(group, [("--convert_model_dtype", "DiT weights in bf16 (fp32 islands kept)"),
-                         ("--offload_model", "keep umT5/wav2vec2 on the CPU except while they run"),
-                         ("--t5_cpu", "run umT5 on the CPU (freed after encoding)")])
+    add_switches(group, [("--convert_model_dtype", "DiT weights in bf16 (fp32 islands kept)")])
+    group.add_argument("--offload_model", nargs="?", const=True, default=False, type=_bool,
+                       help="keep umT5/wav2vec2 on the CPU except while they run (Wan2.2's '--offload_model True' "
+                            "also works)")
+    add_switches(group, [("--t5_cpu", "run umT5 on the CPU (freed after encoding)")])
+
+
+def _bool(v: str) -> bool:
+    if str(v).lower() in ("true", "1", "yes"):
+        return True
+    if str(v).lower() in ("false", "0", "no"):
+        return False
+    import argparse
+
+    raise argparse.ArgumentTypeError(f"expected True or False, got {v!r}")
 
 
 def add_performance_arguments(group) -> None:

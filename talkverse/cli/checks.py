@@ -36,11 +36,15 @@ def _given(args, parser, name: str) -> bool:
 
 
 # Flags each mode ignores, so a user who gives one is told instead of silently getting something else.
-SINGLE_ONLY = ("image", "audio", "dub_video", "save_file", "save_frames_npy")
+SINGLE_ONLY = ("image", "audio", "dub_video", "pose_video", "save_file", "save_frames_npy")
 DUB_ONLY = ("dub_strength", "dub_ref")
 
 
 def check_flag_combinations(args, parser) -> None:
+    for flag in ("use_prompt_extend", "enable_tts"):
+        if getattr(args, flag, False):
+            raise UsageError(f"--{flag} is accepted for Wan2.2's CLI but not supported here (no prompt extension or "
+                             "TTS model); pass the final --prompt and an --audio file")
     if args.batch_file:
         for name in SINGLE_ONLY:
             if getattr(args, name) is not None:

@@ -6,12 +6,17 @@ Single video:
         --wav2vec_dir ckpts/wav2vec2-large-xlsr-53-english --image face.png --audio speech.wav \\
         --prompt "A woman talks to the camera." --convert_model_dtype
 
-Batch (JSON array or JSONL of {image, audio, prompt, name?}; the reference's cond_image/cond_audio.person1 works):
+Batch (JSON array or JSONL of {image, audio, prompt, name?, pose_video? (s2v-14B)}; the reference's
+cond_image/cond_audio.person1 works):
     talkverse-generate --ckpt_dir ... --batch_file items.jsonl --output_dir outputs/
     torchrun --nproc_per_node=8 generate.py --ckpt_dir ... --batch_file items.jsonl --output_dir outputs/
 
-The flag names are the reference TalkVerse generate.py's, so its commands keep working; the reference's batch mode is
-only taken when --batch_file is given. --ckpt_dir takes the original Wan2.2-TI2V-5B directory, Wan2.2-TI2V-5B in the
+Wan2.2-S2V-14B (Apache-2.0 weights; 16 fps, pose control; docs/s2v14b.md):
+    talkverse-generate --task s2v-14B --size 1024*704 --ckpt_dir ckpts/Wan2.2-S2V-14B --image face.png \
+        --audio speech.wav --pose_video pose.mp4 --prompt "A man sings." --offload_model True --convert_model_dtype
+
+The flag names are the reference TalkVerse generate.py's (and, for --task s2v-14B, Wan2.2's generate.py's), so their
+commands keep working; the reference's batch mode is only taken when --batch_file is given. --ckpt_dir takes the original Wan2.2-TI2V-5B directory, Wan2.2-TI2V-5B in the
 Diffusers layout, or a folder saved by TalkVersePipeline.save_pretrained (--lora_ckpt is then merged on top).
 Every input, flag and the output path are checked before a model loads; nothing is written on an error.
 """
@@ -48,16 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     m = p.add_argument_group("model")
     add_model_arguments(m, reference_compat=True,
-                        task_help="s2v-5B: TalkVerse S2V-5B (needs --ckpt_dir); s2v-tiny-demo: the shipped tiny demo "
-                                  "model (CPU, no download). Default: s2v-5B with --ckpt_dir, else the demo")
+                        task_help="s2v-5B: TalkVerse S2V-5B (needs --ckpt_dir); s2v-14B: Wan2.2-S2V-14B (config "
+                                  "s2v_14b, 80 frames, 40 steps, shift 3, guide 4.5, 16 fps); s2v-tiny-demo: the "
+                                  "shipped tiny demo model (CPU, no download). Default: s2v-14B for an S2V-14B "
+                                  "--ckpt_dir, s2v-5B for another, else the demo")
 
     i = p.add_argument_group("inputs")
     i.add_argument("--image", help="reference portrait (any PIL-readable image; EXIF rotation applied)")
     i.add_argument("--audio", help="speech: any audio file or a video's audio track; the video covers all of it")
     i.add_argument("--prompt", default=DEFAULT_PROMPT, help="one prompt for the whole video")
     i.add_argument("--neg_prompt", "--negative_prompt", dest="neg_prompt", default=None,
-                   help="negative prompt (default: the s2v-5B config's Chinese negative prompt)")
-    i.add_argument("--dub_video", help="dubbing: regenerate this video (resampled to 25 fps) talking --audio")
+                   help="negative prompt (default: the model config's Chinese negative prompt)")
+    i.add_argument("--pose_video", help="s2v-14B: a DWPose skeleton video driving the pose (read at 16 fps from its "
+                                        "start; black past its end); without it the pose input is zero")
+    i.add_argument("--dub_video", help="dubbing: regenerate this video (resampled to the model's fps) talking --audio")
+    for flag in ("--use_prompt_extend", "--enable_tts"):
+        i.add_argument(flag, action="store_true", help="accepted for Wan2.2's CLI; not supported (an error if given)")
+    for flag in ("--prompt_extend_method", "--prompt_extend_model", "--prompt_extend_target_lang",
+                 "--tts_prompt_audio", "--tts_prompt_text", "--tts_text"):
+        i.add_argument(flag, default=None, help="accepted for Wan2.2's CLI; unused")
     i.add_argument("--dub_strength", type=float, default=0.95, help="dubbing noise strength in (0, 1] (default 0.95)")
     i.add_argument("--dub_ref", default="first", choices=["first", "segment-random"],
                    help="dubbing reference frame: the first source frame, or a seeded random frame per clip")
@@ -69,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", help="explicit W*H from the tables, width first, e.g. 1280*704 (overrides --size_bucket)")
     s.add_argument("--image_fit", default="cover", choices=["cover", "pad-compat"],
                    help="cover-resize + centre crop (default), or the reference's letterboxing")
-    s.add_argument("--infer_frames", type=int, default=120, help="frames per clip (multiple of 4, 4..160)")
+    s.add_argument("--infer_frames", type=int, default=120, help="frames per clip (multiple of 4, 4..160; s2v-14B: "
+                                                                 "default 80, 4..120)")
     s.add_argument("--num_clip", type=_num_clip, default=None,
                    help="'auto' (default): enough clips for the whole audio; an integer caps the clip count")
     s.add_argument("--frame_num", type=int, default=None, help="accepted for the reference's CLI; unused by s2v")
@@ -84,10 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("sampling")
     g.add_argument("--sample_solver", default="unipc", choices=["unipc", "dpm++"], help="sampler (unipc = reference)")
-    g.add_argument("--sample_steps", type=int, default=50, help="denoising steps per clip")
-    g.add_argument("--sample_shift", type=float, default=5.0, help="flow shift of the sigma schedule")
+    g.add_argument("--sample_steps", type=int, default=50, help="denoising steps per clip (s2v-14B: 40)")
+    g.add_argument("--sample_shift", type=float, default=5.0, help="flow shift of the sigma schedule (s2v-14B: 3)")
     g.add_argument("--sample_guide_scale", type=float, default=6.5, help="CFG scale for text and audio together "
-                                                                         "(<= 1 disables CFG)")
+                                                                         "(<= 1 disables CFG; s2v-14B: 4.5)")
     g.add_argument("--base_seed", type=int, default=-1, help="seed; clip r uses seed + r; -1 = random (printed and "
                                                              "written to the mp4 metadata)")
 
@@ -95,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_arguments(d)
     d.add_argument("--ulysses_size", type=int, default=1,
                    help="Ulysses sequence parallelism: split every DiT forward over N ranks (torchrun "
-                        "--nproc_per_node=N[x2]); N must divide the 24 attention heads")
+                        "--nproc_per_node=N[x2]); N must divide the attention heads (24 for s2v-5B, 40 for s2v-14B)")
     add_switches(d, [
         ("--cfg_parallel", "run the conditional and unconditional CFG branches on two rank groups (2 x ulysses_size "
                            "ranks)"),
@@ -122,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("-v", "--verbose", action="store_true",
                    help="per-clip stage timings (motion encode, denoise, decode, write) and full tracebacks")
     return p
+
+
+def _fps(args) -> int:
+    from ..pipelines.family import FAMILIES
+
+    return FAMILIES["s2v-14B" if args.task == "s2v-14B" else "s2v-5B"].fps
 
 
 def _error(msg: str) -> int:
@@ -193,6 +214,8 @@ def run_single(args, parser) -> int:
         raise UsageError("--image is required (or --dub_video)")
     if args.audio is None:
         raise UsageError("--audio is required")
+    if args.pose_video is not None and args.task != "s2v-14B":
+        raise UsageError(f"--pose_video only applies to --task s2v-14B (this is {args.task}, which has no pose input)")
     parallel = args.ulysses_size > 1 or args.cfg_parallel
     host = not parallel or launched_rank() == 0
     inputs = out = None
@@ -208,7 +231,7 @@ def run_single(args, parser) -> int:
         target = Path(args.save_file) if args.save_file else default_output_path(args.output_dir, stem, options)
         try:
             out = check_output_path(target, args.overwrite)
-            inputs = load_inputs(args.image, args.audio, args.dub_video)
+            inputs = load_inputs(args.image, args.audio, args.dub_video, args.pose_video, fps=_fps(args))
         except (ImageError, AudioError, VideoError, OutputError) as e:
             raise UsageError(str(e)) from None
     try:
@@ -226,7 +249,7 @@ def _generate(args, options, inputs, out, host: bool) -> int:
     from .checks import check_cuda_with_torch
 
     if host:
-        frames = audio_frames(len(inputs.audio.waveform()))
+        frames = audio_frames(len(inputs.audio.waveform()), fps=inputs.fps)
         for warning in input_warnings(inputs, options, frames):
             print(f"warning: {warning}", file=sys.stderr)
     check_cuda_with_torch(args.device)
@@ -285,7 +308,9 @@ def run_batch_mode(args, parser) -> int:
         options = replace(base, seed=item_seed(item, base_seed), progress=False, prompt=item.prompt or base.prompt,
                           negative_prompt=item.negative_prompt or base.negative_prompt,
                           num_clips=base.num_clips if item.num_clips is None else item.num_clips)
-        inputs = load_inputs(item.image, item.audio, item.video)  # one-line errors before any model work
+        if item.pose_video is not None and not pipe.family.pose:
+            raise ValueError(f"pose_video {item.pose_video}: the {pipe.family.name} model has no pose input")
+        inputs = load_inputs(item.image, item.audio, item.video, item.pose_video, fps=pipe.family.fps)
         try:
             generate_to_file(pipe, inputs, options, output_path)  # atomic: a temp file renamed when complete
         finally:

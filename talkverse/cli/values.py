@@ -11,8 +11,15 @@ from .checks import UsageError
 def check_values(args) -> None:
     from ..models.geometry import ClipGeometry
 
+    # A clip's latents stay below the DiT's reference RoPE slot: 40 for the 5B (160 frames), 30 for S2V-14B (120).
+    max_latent = ClipGeometry.max_latent_frames
+    if getattr(args, "task", None) == "s2v-14B":
+        from ..configs import model_config
+        from ..pipelines.family import S2V_14B
+
+        max_latent = model_config(S2V_14B.config)["ref_rope_t"]
     try:
-        ClipGeometry(args.infer_frames).check("--infer_frames")
+        ClipGeometry(args.infer_frames, max_latent_frames=max_latent).check("--infer_frames")
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.sample_steps < 1:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 # The S2V modules the TI2V base lacks, in the order the loader initialises them (their spec init draws from the RNG).
-NEW_MODULES = ("casual_audio_encoder", "audio_injector", "trainable_cond_mask", "frame_packer")
+# ``cond_encoder`` (S2V-14B's pose branch, s2v14b.md §2) is the fifth; models without it simply lack the prefix.
+NEW_MODULES = ("casual_audio_encoder", "audio_injector", "trainable_cond_mask", "frame_packer", "cond_encoder")
 NEW_MODULE_PREFIXES = tuple(m + "." for m in NEW_MODULES)
 
 # (original module path, diffusers module path); ``{i}`` is a block index.

@@ -1,7 +1,9 @@
 """Build ``TalkVerseTransformer3DModel`` from the published layouts.
 
 * base: the original Wan2.2-TI2V-5B directory (sharded safetensors + index, original key names), a Diffusers
-  layout (a ``transformer/`` subfolder, or that folder itself), or a single file of either naming;
+  layout (a ``transformer/`` subfolder, or that folder itself), or a single file of either naming; for the
+  ``s2v_14b`` config the original Wan2.2-S2V-14B directory (the whole model, S2V modules included) or its Diffusers
+  layout (a ``transformer/`` of this class);
 * on top, optionally, a TalkVerse checkpoint (our ``step-N.safetensors`` exports use the same format), whose LoRA
   pairs are merged (``W += dt(dt(B@A)*alpha/r)``) or kept as a live peft adapter (``merge_lora=False``).
 
@@ -77,6 +79,25 @@ def open_base(path: str | Path) -> tuple[LazyStateDict, dict[str, str]]:
     return sd, mapping
 
 
+def _model_name(in_channels: int, has_cond: bool) -> str:
+    return "Wan2.2-S2V-14B" if has_cond or in_channels == 16 else "Wan2.2-TI2V-5B / TalkVerse-5B"
+
+
+def check_model_kind(path, sd: LazyStateDict, mapping: dict[str, str], config: dict) -> None:
+    """One line when the checkpoint is the other model (a 5B file given for the 14B config or the reverse): told
+    apart by the patch embedding's latent channels and the pose branch (``cond_encoder``)."""
+    key = mapping.get("patch_embedding.weight")
+    if key is None:
+        return
+    shape = tuple(sd.shape(key))
+    has_cond = "cond_encoder.weight" in mapping
+    want_cond = bool(config.get("cond_dim"))
+    if (len(shape) > 1 and shape[1] != config["in_channels"]) or (has_cond and not want_cond):
+        found, wanted = _model_name(shape[1], has_cond), _model_name(config["in_channels"], want_cond)
+        raise CheckpointError(f"{path}: a {found} checkpoint (patch embedding {list(shape)}), but the model config "
+                              f"needs {wanted}")
+
+
 def _check_base_config(base: Path, config: dict) -> None:
     """Compare a base ``config.json`` (original or diffusers) with the model config; raise on a mismatch."""
     base = Path(base)
@@ -115,6 +136,8 @@ def load_transformer(
     ``lora_alpha`` defaults to the file's ``lora_alpha`` metadata, else 128 (scale alpha/rank).
     """
     cfg = model_config(config) if isinstance(config, str) else dict(config)
+    base_sd, base_map = open_base(base)
+    check_model_kind(base, base_sd, base_map, cfg)
     _check_base_config(Path(base), cfg)
     with torch.device("meta"):
         model = TalkVerseTransformer3DModel(**cfg)
@@ -123,7 +146,6 @@ def load_transformer(
     new_keys = {k for k in model_keys if is_new_module_key(k)}
     base_keys = model_keys - new_keys
 
-    base_sd, base_map = open_base(base)
     tv_sd, parts = None, None
     if talkverse_ckpt is not None:
         tv_sd = LazyStateDict(talkverse_ckpt)
@@ -143,6 +165,9 @@ def load_transformer(
         _validate_talkverse(parts, tv_sd, shapes, model, str(talkverse_ckpt))
         sources.update({k: (tv_sd, fk) for k, fk in parts.overrides.items()})
     elif new_keys - set(base_map):
+        if cfg.get("cond_dim") and new_keys & set(base_map):  # S2V-14B ships its S2V modules: a gap is a broken file
+            raise CheckpointError(f"{base}: incomplete Wan2.2-S2V-14B checkpoint, missing "
+                                  f"{format_keys(sorted(new_keys - set(base_map)))}")
         logger.warning("no TalkVerse checkpoint given: the S2V modules start from their initialisation")
 
     merge = dict(parts.lora) if (parts is not None and merge_lora) else {}
@@ -172,7 +197,7 @@ def load_transformer(
     for name in NEW_MODULES:
         prefix = name + "."
         if any(k.startswith(prefix) and k not in state for k in model_keys):
-            mod = getattr(model, name).to_empty(device=device)
+            mod = getattr(model, name).to_empty(device=device)  # present: it has keys
             model.init_s2v_module(name)
             for k, v in mod.state_dict().items():
                 state.setdefault(prefix + k, v.to(target_dtype(model, prefix + k, torch_dtype)))

@@ -1,5 +1,7 @@
-"""Load the Wan2.2 VAE (``diffusers.AutoencoderKLWan``) from ``Wan2.2_VAE.pth`` or a Diffusers ``vae/`` folder,
-strictly (checkpoints.md §4). The result is wrapped in :class:`talkverse.models.vae.TalkVerseVAE`."""
+"""Load the Wan VAE (``diffusers.AutoencoderKLWan``) from ``Wan2.2_VAE.pth`` (TalkVerse-5B), ``Wan2.1_VAE.pth``
+(S2V-14B, with its 2.1 config ``vae_wan21``) or a Diffusers ``vae/`` folder, strictly (checkpoints.md §4, s2v14b.md
+§4.2). The config decides which key map applies: ``is_residual`` (Wan2.2) or not (Wan2.1); a file of the other
+layout is reported as the wrong VAE. The result is wrapped in :class:`talkverse.models.vae.TalkVerseVAE`."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from diffusers import AutoencoderKLWan
 from ..configs import load_config
 from ..convert.errors import CheckpointError, key_report, map_keys
 from ..convert.state_dict_io import LazyStateDict
-from ..convert.vae_keys import original_to_diffusers
+from ..convert import vae21_keys, vae_keys
 from ..models.vae import TalkVerseVAE
 
 DEFAULT_CONFIG = "vae_wan22"
@@ -30,17 +32,26 @@ def vae_config(config: str | Path | dict[str, Any] | None = None) -> dict[str, A
 
 def load_original_vae(path: str | Path, config=None, torch_dtype: torch.dtype = torch.float32,
                       device: str | torch.device = "cpu") -> TalkVerseVAE:
-    """``Wan2.2_VAE.pth`` (or a .safetensors with the same keys, or diffusers-named keys), strictly."""
+    """``Wan2.2_VAE.pth`` / ``Wan2.1_VAE.pth`` (or a .safetensors with the same keys, or diffusers-named keys) for
+    the VAE of ``config`` (default Wan2.2), strictly."""
     sd = LazyStateDict(path)
+    cfg = vae_config(config)
     with torch.device("meta"):
-        vae = AutoencoderKLWan(**vae_config(config))
+        vae = AutoencoderKLWan(**cfg)
+    wan21 = not vae.config.is_residual
+    name, file_name = ("Wan2.1", "Wan2.1_VAE.pth") if wan21 else ("Wan2.2", "Wan2.2_VAE.pth")
+    if any(k.startswith(("encoder.", "decoder.")) for k in sd) and vae21_keys.is_wan21_layout(sd) != wan21 \
+            and not any(".down_blocks." in k for k in sd):
+        other = "Wan2.1" if not wan21 else "Wan2.2"
+        raise CheckpointError(f"{path}: a {other} VAE, but this model needs the {name} VAE ({file_name})")
     expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
-    mapped, problems = map_keys(path, sd, original_to_diffusers, expected, sd.shape)
-    report = key_report(f"{path} does not match the Wan2.2 VAE (AutoencoderKLWan) layout:", *problems)
+    key_fn = vae21_keys.original_to_diffusers if wan21 else vae_keys.original_to_diffusers
+    mapped, problems = map_keys(path, sd, key_fn, expected, sd.shape)
+    report = key_report(f"{path} does not match the {name} VAE (AutoencoderKLWan) layout:", *problems)
     if report:
         if not any(k.startswith(("encoder.", "decoder.")) for k in sd):
             report += "\n  (no encoder.*/decoder.* keys at all: this is not a VAE checkpoint; " \
-                      "pass Wan2.2_VAE.pth or a Diffusers vae/ folder)"
+                      f"pass {file_name} or a Diffusers vae/ folder)"
         raise CheckpointError(report)
     state = {k: sd.load(src, dtype=torch_dtype, device=device) for k, src in mapped.items()}
     vae.load_state_dict(state, strict=True, assign=True)

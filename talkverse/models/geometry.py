@@ -11,19 +11,28 @@ from dataclasses import dataclass
 class ClipGeometry:
     """The sizes of one clip. Defaults are the s2v-5B's; the pipeline builds it from the loaded model's configs
     (:meth:`from_configs`): ``motion_frames``/``motion_latents`` from the DiT, ``temporal_factor`` from the VAE, and
-    ``max_latent_frames`` = the DiT's reference RoPE slot (``ref_rope_t``), which a clip's latents must stay below."""
+    ``max_latent_frames`` = the DiT's reference RoPE slot (``ref_rope_t``), which a clip's latents must stay below, and
+    ``fps`` = the model family's video rate (25 for the 5B, 16 for S2V-14B; one audio column per frame)."""
 
     frames_per_clip: int = 120
     motion_frames: int = 73
     motion_latents: int = 19
     temporal_factor: int = 4
     max_latent_frames: int = 40
+    fps: int = 25
 
     @classmethod
-    def from_configs(cls, frames_per_clip: int, transformer_config, vae_config=None) -> "ClipGeometry":
+    def from_configs(cls, frames_per_clip: int, transformer_config, vae_config=None, fps: int = 25) -> "ClipGeometry":
         temporal = vae_config.scale_factor_temporal if vae_config is not None else cls.temporal_factor
         return cls(frames_per_clip, transformer_config.motion_frames, transformer_config.motion_latents, temporal,
-                   transformer_config.ref_rope_t)
+                   transformer_config.ref_rope_t, fps)
+
+    @property
+    def samples_per_frame(self) -> int:
+        """16 kHz audio samples per video frame: 640 at 25 fps, 1000 at 16 fps."""
+        from ..media.constants import SAMPLE_RATE
+
+        return SAMPLE_RATE // self.fps
 
     @property
     def max_frames(self) -> int:

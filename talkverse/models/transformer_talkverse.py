@@ -1,4 +1,8 @@
-"""``TalkVerseTransformer3DModel``: the S2V-5B DiT (Wan2.2-TI2V-5B blocks + audio encoder, injectors, FramePack).
+"""``TalkVerseTransformer3DModel``: the S2V DiT of TalkVerse-5B and of Wan2.2-S2V-14B, chosen by config.
+
+One class for both (architecture.md §3-§4; s2v14b.md §1-§3): widths, latent channels, the audio-injection layer list
+and the reference RoPE slot ``ref_rope_t`` are config fields, and ``cond_dim`` adds the 14B's pose branch
+(``cond_encoder``, a patch conv of the pose latents summed into the noisy tokens; absent from the 5B).
 
 Token sequence: [noisy L_v | reference | FramePack motion]. Noisy tokens are modulated with the embedding of t,
 reference and motion tokens with the embedding of t = 0 ("two-segment modulation", split at L_v). Audio is
@@ -103,7 +107,7 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
         "time_embedder", "time_proj", "scale_shift_table", "norm1", "norm2", "norm3", "norm_out", "proj_out",
         "casual_audio_encoder",
     ]
-    _skip_layerwise_casting_patterns = ["patch_embedding", "condition_embedder", "norm", "casual_audio_encoder",
+    _skip_layerwise_casting_patterns = ["patch_embedding", "cond_encoder", "condition_embedder", "norm", "casual_audio_encoder",
                                         "proj_out", "frame_packer", "trainable_cond_mask"]
     _repeated_blocks = ["TalkVerseTransformerBlock"]
 
@@ -135,6 +139,7 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
         motion_latents: int = 19,
         ref_rope_t: int = 40,
         num_cond_roles: int = 3,
+        cond_dim: int | None = None,
     ) -> None:
         super().__init__()
         if tuple(patch_size) != (1, 2, 2):
@@ -162,6 +167,8 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
         self.audio_injector = AudioInjector(dim, num_attention_heads, list(audio_inject_layers), eps, adaln_eps)
         self.trainable_cond_mask = nn.Embedding(num_cond_roles, dim)
         self.frame_packer = FramePackMotioner(in_channels, dim, tuple(framepack_buckets))
+        # Pose branch (S2V-14B, reference name): patch conv of the pose-video latents, added to the noisy tokens.
+        self.cond_encoder = nn.Conv3d(cond_dim, dim, kernel_size=patch_size, stride=patch_size) if cond_dim else None
 
         self.gradient_checkpointing = False
         self._rope_cache: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -239,12 +246,27 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
 
     # ------------------------------------------------------------------ forward
     def embed_tokens(
-        self, latents: torch.Tensor, ref_latents: torch.Tensor, motion_latents: torch.Tensor | None
+        self, latents: torch.Tensor, ref_latents: torch.Tensor, motion_latents: torch.Tensor | None,
+        cond_states: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """[patch(noisy) | patch(ref) | FramePack(motion)] + role embedding -> [B, L, D]."""
+        """[patch(noisy) (+ cond) | patch(ref) | FramePack(motion)] + role embedding -> [B, L, D].
+
+        With a ``cond_encoder`` the noisy patches get ``cond_encoder(cond_states)`` added before flattening (the
+        reference order); ``cond_states`` None means zeros, whose conv is the bias alone (s2v14b.md §3.1)."""
         dtype = self.patch_embedding.weight.dtype
         role = self.trainable_cond_mask.weight.to(dtype)  # [3, D]: rows noisy, reference, motion
-        parts = [self.patch_embedding(latents.to(dtype)).flatten(2).transpose(1, 2) + role[ROLE_NOISY],
+        noisy = self.patch_embedding(latents.to(dtype))
+        if self.cond_encoder is not None:
+            if cond_states is None:
+                noisy = noisy + self.cond_encoder.bias.to(dtype)[:, None, None, None]
+            else:
+                if cond_states.shape[2:] != latents.shape[2:]:
+                    raise ValueError(f"cond_states {tuple(cond_states.shape)} must match the latents' frames and "
+                                     f"size {tuple(latents.shape[2:])}")
+                noisy = noisy + self.cond_encoder(cond_states.to(dtype))
+        elif cond_states is not None:
+            raise ValueError("cond_states (a pose video) given, but this model has no cond_encoder")
+        parts = [noisy.flatten(2).transpose(1, 2) + role[ROLE_NOISY],
                  self.patch_embedding(ref_latents.to(dtype)).flatten(2).transpose(1, 2) + role[ROLE_REF]]
         if motion_latents is not None:
             parts.append(self.frame_packer(motion_latents).to(dtype) + role[ROLE_MOTION])
@@ -282,6 +304,7 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
         audio_features: torch.Tensor | None = None,
         motion_latents: torch.Tensor | None = None,
         audio_embeds: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cond_states: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
         """Predict the flow velocity of a clip.
@@ -294,6 +317,8 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
             audio_features: wav2vec2 states of the clip [B, 25, C_a, 4*F_lat] (ignored if ``audio_embeds`` given).
             motion_latents: [B, C, 19, h, w] (oldest first), or None to *remove* the motion tokens (first clip).
             audio_embeds: precomputed ``encode_audio`` output, to skip the audio encoder across sampling steps.
+            cond_states: pose latents [B, cond_dim, F_lat, h, w] for a model with ``cond_encoder`` (S2V-14B); None
+                = no pose (zeros: the branch still adds its bias). Must be None for a model without one.
 
         Returns:
             velocity [B, C_out, F_lat, h, w] in fp32.
@@ -311,7 +336,7 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
         audio_local, audio_global = audio_embeds
         timestep = timestep.reshape(-1).expand(b) if timestep.numel() == 1 else timestep.reshape(-1)
 
-        x = self.embed_tokens(hidden_states, ref_latents, motion_latents)
+        x = self.embed_tokens(hidden_states, ref_latents, motion_latents, cond_states)
         split = f * (h // 2) * (w // 2)  # L_v: a Python int derived from shapes
         rotary_emb = self.rotary_emb(f, h, w, motion_latents is not None, x.device)
         e, e0 = self.embed_time(timestep)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..media.constants import SAMPLE_RATE
-from .audio_columns import HOP, RECEPTIVE_FIELD, bucket_clips
+from .audio_columns import HOP, RECEPTIVE_FIELD, bucket_clips, features_at
 
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP  # 50
 
@@ -104,11 +104,16 @@ class Wav2Vec2Features:
             pieces.append(proj)
         return torch.cat(pieces, dim=1)
 
-    @torch.no_grad()
     def layerwise_features_25fps(self, input_values: torch.Tensor, chunk_seconds: float = 30.0) -> torch.Tensor:
         """[L+1, ceil(T50/2), C] fp32 on CPU; equal to ``decimate_25fps(hidden_states(x))`` at a fraction of the
         memory (module docstring). ``chunk_seconds`` only sizes the conv front-end chunks; it does not change the
         result beyond float rounding."""
+        return self.layerwise_states(input_values, chunk_seconds, step=2)
+
+    @torch.no_grad()
+    def layerwise_states(self, input_values: torch.Tensor, chunk_seconds: float = 30.0, step: int = 1) -> torch.Tensor:
+        """[L+1, ceil(T50/step), C] fp32 on CPU: every ``step``-th 50 Hz frame of every hidden state (with the
+        final-LN fix), computed layer by layer."""
         if input_values.shape[-1] < RECEPTIVE_FIELD:
             raise ValueError(f"audio too short for wav2vec2: {input_values.shape[-1]} samples < {RECEPTIVE_FIELD}")
         model, cfg = self.model, self.model.config
@@ -121,19 +126,25 @@ class Wav2Vec2Features:
             h = enc.layer_norm(h)
         h = enc.dropout(h)
         num_layers = len(enc.layers)
-        out = torch.empty(num_layers + 1, (h.shape[1] + 1) // 2, h.shape[2], dtype=torch.float32)
-        out[0] = h[0, ::2]
+        out = torch.empty(num_layers + 1, -(-h.shape[1] // step), h.shape[2], dtype=torch.float32)
+        out[0] = h[0, ::step]
         for i, layer in enumerate(enc.layers):
             h = layer(h, attention_mask=None)
             if i == num_layers - 1 and cfg.do_stable_layer_norm:
                 h = enc.layer_norm(h)  # the final-LN fix: last entry = last_hidden_state
-            out[i + 1] = h[0, ::2]
+            out[i + 1] = h[0, ::step]
         return out
 
     # -- whole path ---------------------------------------------------------------------------------------------
     def features_25fps(self, waveform: np.ndarray) -> torch.Tensor:
         """[L+1, ceil(T50/2), C] fp32 (layer-wise, memory-bounded; equal to the one-pass model forward)."""
         return self.layerwise_features_25fps(self.normalize(waveform))
+
+    def features(self, waveform: np.ndarray, feature_fps: int = 25) -> torch.Tensor:
+        """[L+1, A, C] fp32 at ``feature_fps``: 25 (decimated, 5B) or 30 (linearly interpolated, S2V-14B)."""
+        if feature_fps == 25:
+            return self.features_25fps(waveform)
+        return features_at(self.layerwise_states(self.normalize(waveform)), feature_fps)
 
     def __call__(self, waveform: np.ndarray, frames_per_clip: int, num_clips: int | None = None) -> torch.Tensor:
         """[1, L+1, C, num_clips * frames_per_clip] fp32 (``num_clips`` defaults to the reference's floor(A/N)+1)."""

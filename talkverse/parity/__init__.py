@@ -3,6 +3,6 @@
 Each suite yields ``CaseResult``s; ``scripts/check_parity.py`` prints one line per case.
 """
 
-from .common import SUITES, CaseResult, get_suite, run_suites
+from .common import SUITES, CaseResult, fixture_model, get_suite, run_suites
 
-__all__ = ["CaseResult", "SUITES", "get_suite", "run_suites"]
+__all__ = ["CaseResult", "SUITES", "fixture_model", "get_suite", "run_suites"]

@@ -54,12 +54,33 @@ class CaseResult:
 
 
 Suite = Callable[[Path], Iterator[CaseResult]]
-SUITES: dict[str, Suite] = {}
+S2V_5B, S2V_14B = "s2v-5B", "s2v-14B"
+MODELS = (S2V_5B, S2V_14B)
+SUITES: dict[str, dict[str, Suite]] = {}  # suite name -> {model: suite}
 
 
-def register(name: str, folder: str, *needs: str):
-    """Register ``fn(fixtures, folder)`` as suite ``name``, run on ``fixtures/<folder>`` when one of ``needs`` (files
-    in that folder) exists, else skipped (no cases)."""
+def fixture_model(fixtures: Path) -> str:
+    """Which model a fixtures folder holds: S2V-14B when its tiny DiT uses ``cond_dim`` (the 5B lists it as unused)
+    or its pipeline has the Wan2.1 VAE (``parity_s2v14b/``), else TalkVerse-5B (``parity/``)."""
+    import json
+
+    fixtures = Path(fixtures)
+    if (fixtures / "pipeline" / "vae21_tiny_config.json").is_file():
+        return S2V_14B
+    cfg = fixtures / "dit_tiny" / "config.json"
+    if cfg.is_file():
+        data = json.loads(cfg.read_text())
+        unused = data.get("hard_coded_in_reference", {}).get("unused_args", [])
+        if "cond_dim" in data.get("constructor_args", {}) and "cond_dim" not in unused:
+            return S2V_14B
+    if (fixtures / "audio" / "tiny_wav2vec2_24l").is_dir():
+        return S2V_14B
+    return S2V_5B
+
+
+def register(name: str, folder: str, *needs: str, models: tuple[str, ...] = (S2V_5B,)):
+    """Register ``fn(fixtures, folder)`` as suite ``name`` for the fixtures of ``models``, run on
+    ``fixtures/<folder>`` when one of ``needs`` (files in that folder) exists, else skipped (no cases)."""
     def deco(fn):
         def suite(fixtures: Path) -> Iterator[CaseResult]:
             where = fixtures / folder
@@ -67,13 +88,14 @@ def register(name: str, folder: str, *needs: str):
                 return iter(())
             return fn(fixtures, where)
 
-        SUITES[name] = suite
+        for model in models:
+            SUITES.setdefault(name, {})[model] = suite
         return fn
     return deco
 
 
 # Suite modules in run order; each registers itself with @register on import.
-SUITE_MODULES = ("dit", "lora", "audio", "vae", "t5", "scheduler", "pipeline")
+SUITE_MODULES = ("dit", "lora", "audio", "audio_s2v14b", "vae", "t5", "scheduler", "pipeline", "pipeline_s2v14b")
 
 
 def _load_suites() -> None:
@@ -87,21 +109,30 @@ def _load_suites() -> None:
                 continue
             # The suite exists but a package it needs is missing: report it as a failing case when run.
             msg = f"needs the package {e.name!r} (pip install -e '.[s2v]')"
-            SUITES.setdefault(mod, lambda fixtures, mod=mod, msg=msg: iter([CaseResult(mod, error=msg)]))
+            failing = lambda fixtures, mod=mod, msg=msg: iter([CaseResult(mod, error=msg)])  # noqa: E731
+            SUITES.setdefault(mod.split("_")[0], {m: failing for m in MODELS})
 
 
 def get_suite(name: str) -> Suite:
-    """The registered suite ``name`` (every suite module imported first)."""
+    """The registered suite ``name`` (every suite module imported first), for whichever model the fixtures hold."""
     _load_suites()
-    return SUITES[name]
+
+    def suite(fixtures: Path) -> Iterator[CaseResult]:
+        impl = SUITES[name].get(fixture_model(fixtures))
+        return impl(Path(fixtures)) if impl is not None else iter(())
+    return suite
 
 
 def run_suites(fixtures: Path, only: list[str] | None = None) -> Iterator[CaseResult]:
-    """Run the named suites (all by default) over a fixtures folder, yielding each case as it finishes."""
+    """Run the named suites (all by default) over a fixtures folder, yielding each case as it finishes. Each suite
+    runs in the version for the model the folder holds (:func:`fixture_model`)."""
     _load_suites()
     names = only or list(SUITES)
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         raise ValueError(f"unknown parity suite(s) {unknown}; known: {sorted(SUITES)}")
+    model = fixture_model(Path(fixtures))
     for n in names:
-        yield from SUITES[n](Path(fixtures))
+        impl = SUITES[n].get(model)
+        if impl is not None:
+            yield from impl(Path(fixtures))

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from ..convert.wan_keys import original_to_diffusers
 from ..models.rope import rope_tables, token_positions
 from ..models.transformer_talkverse import TalkVerseTransformer3DModel
-from .common import CaseResult, register
+from .common import MODELS, CaseResult, register
 
 TOL = 1e-4  # relative, fp32
 ZERO_TOL = 1e-6  # max abs, where the expected tensor is all zeros
@@ -20,13 +20,17 @@ ZERO_TOL = 1e-6  # max abs, where the expected tensor is all zeros
 
 def model_from_fixture(folder: Path) -> TalkVerseTransformer3DModel:
     """The tiny model of ``dit_tiny/config.json`` with ``weights.safetensors`` (reference names), fp32, eval."""
-    args = json.loads((folder / "config.json").read_text())["constructor_args"]
+    cfg = json.loads((folder / "config.json").read_text())
+    args, fixed = cfg["constructor_args"], cfg["hard_coded_in_reference"]
+    # The 5B lists cond_dim among its unused arguments (no cond_encoder); the 14B's pose branch uses it.
+    cond_dim = None if "cond_dim" in fixed.get("unused_args", []) else args.get("cond_dim")
     model = TalkVerseTransformer3DModel(
         patch_size=tuple(args["patch_size"]), num_attention_heads=args["num_heads"],
         attention_head_dim=args["dim"] // args["num_heads"], in_channels=args["in_dim"], out_channels=args["out_dim"],
         text_dim=args["text_dim"], text_len=args["text_len"], freq_dim=args["freq_dim"], ffn_dim=args["ffn_dim"],
         num_layers=args["num_layers"], eps=args["eps"], audio_dim=args["audio_dim"],
         audio_tokens_per_frame=args["num_audio_token"], audio_inject_layers=tuple(args["audio_inject_layers"]),
+        ref_rope_t=fixed["ref_rope_temporal_index"], cond_dim=cond_dim,
     )
     weights = load_file(folder / "weights.safetensors")
     model.load_state_dict({original_to_diffusers(k): v for k, v in weights.items()}, strict=True)
@@ -44,6 +48,8 @@ def case_inputs(folder: Path, name: str) -> tuple[dict, dict]:
         encoder_hidden_states=get("in.context")[None], ref_latents=get("in.ref_latents")[None],
         audio_features=get("in.audio"), motion_latents=None if drop else get("in.motion_latents")[None],
     )
+    if "in.cond_states" in data or "in.cond_states" in base:  # S2V-14B: the pose latents (zeros without a pose)
+        inputs["cond_states"] = get("in.cond_states")[None]
     return inputs, data
 
 
@@ -60,14 +66,24 @@ class _Recorder:
         self._hook(ce.time_embedder, pre=lambda a: {"time.sinusoid": a[0][0]}, post=lambda o: {"time.e": o[0]})
         self._hook(ce.time_proj, post=lambda o: {"time.e0": o[0].unflatten(-1, (6, -1))})
         self._hook(model.frame_packer, post=lambda o: {"framepack.tokens": o})
+        # patch_embedding runs on the noisy latents, then on the reference: record both, flattened (f, h, w).
+        self._patch_calls = 0
+        self._hook(model.patch_embedding, post=self._post_patch)
+        if model.cond_encoder is not None:
+            self._hook(model.cond_encoder, post=lambda o: {"embed.cond": o.flatten(2).transpose(1, 2)})
         self._hook(model.blocks[0], pre=lambda a: {"tokens": a[0]})
         for i, block in enumerate(model.blocks):
             self._hook(block, post=lambda o, i=i: {f"block.{i}.out": o, f"block.{i}.post": o})
         inj = model.audio_injector
         self._hook(inj, post=self._post_inject, with_args=True)
-        self._hook(inj.injector_adain_layers[0], post=lambda o: {"inject.0.adain_out": o})
-        self._hook(inj.injector[0], post=lambda o: {"inject.0.attn_out": o})
+        for j in range(len(inj.injector)):  # the 5B fixtures store injector 0, the 14B ones every injector
+            self._hook(inj.injector_adain_layers[j], post=lambda o, j=j: {f"inject.{j}.adain_out": o})
+            self._hook(inj.injector[j], post=lambda o, j=j: {f"inject.{j}.attn_out": o})
         self._hook(model.proj_out, post=lambda o: {"head.out": o})
+
+    def _post_patch(self, out):
+        self._patch_calls += 1
+        return {("embed.noisy" if self._patch_calls == 1 else "embed.ref"): out.flatten(2).transpose(1, 2)}
 
     def _post_inject(self, args, out):
         block = {j: b for b, j in self.model.audio_injector.block_to_injector.items()}[args[0]]
@@ -130,7 +146,7 @@ def run_case(model: TalkVerseTransformer3DModel, folder: Path, name: str) -> tup
     return res, out
 
 
-@register("dit", "dit_tiny", "weights.safetensors")
+@register("dit", "dit_tiny", "weights.safetensors", models=MODELS)
 def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
     model = model_from_fixture(folder)
     outs = {}

@@ -13,15 +13,17 @@ from .dubbing import DUB_REF_MODES
 from .output import OUTPUT_TYPES
 from .scheduling import check_scheduler
 
-# The frame packer's coarsest kernel is 8x8 latent cells (16 px each): a smaller video cannot carry motion tokens.
-MIN_MOTION_SIZE = 128
+# The frame packer's coarsest kernel is 8x8 latent cells (16 px each with the Wan2.2 VAE, 8 px with Wan2.1): a smaller
+# video cannot carry motion tokens.
+MOTION_KERNEL_CELLS = 8
 
 
-def check_motion_size(height: int, width: int, uses_motion: bool) -> None:
-    if uses_motion and min(height, width) < MIN_MOTION_SIZE:
+def check_motion_size(height: int, width: int, uses_motion: bool, vae_spatial: int = 16) -> None:
+    least = MOTION_KERNEL_CELLS * vae_spatial
+    if uses_motion and min(height, width) < least:
         raise ValueError(f"height/width: {height}x{width} is too small for motion tokens (more than one clip, or "
                          f"first_clip_motion 'zeros'/'reference'): the frame packer's 4x kernel needs at least "
-                         f"{MIN_MOTION_SIZE}x{MIN_MOTION_SIZE}")
+                         f"{least}x{least}")
 
 
 def check_output_type(output_type: str) -> None:
@@ -78,6 +80,8 @@ def check_call(pipe, a: dict) -> None:
     if unknown:
         raise ValueError(f"callback_on_step_end_tensor_inputs: {unknown} are not among "
                          f"{pipe._callback_tensor_inputs}")
+    if a.get("pose_video") is not None and not pipe.family.pose:
+        raise ValueError(f"pose_video: the {pipe.family.name} model has no pose branch (only s2v-14B takes a pose video)")
     g = a["generator"]
     if g is not None and not isinstance(g, (torch.Generator, list, tuple)):
         raise ValueError(f"generator must be a torch.Generator or a list of them, got {type(g).__name__}")

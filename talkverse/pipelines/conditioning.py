@@ -19,7 +19,8 @@ class VideoConditioning:
     """The encoded inputs of one video (the host computes them; other ranks receive a copy).
 
     ref_latents [1, C, 1, h, w]; context [L, text_dim] and context_null [L', text_dim] (trimmed prompt embeddings);
-    audio [1, 25, C_a, R F] conditioning features (clip r's columns: [rF, (r+1)F)); the plan; the pixel size.
+    audio [1, 25, C_a, R F] conditioning features (clip r's columns: [rF, (r+1)F)); the plan; the pixel size;
+    ``pose``: S2V-14B's pose latents, one [1, C, F/4, h, w] per clip (talkverse.pipelines.pose), or None.
     """
 
     ref_latents: torch.Tensor
@@ -29,10 +30,14 @@ class VideoConditioning:
     plan: ClipPlan
     height: int
     width: int
+    pose: list[torch.Tensor] | None = None
 
     def clip_audio(self, clip: int) -> torch.Tensor:
         f = self.plan.frames_per_clip
         return self.audio[..., clip * f:(clip + 1) * f]
+
+    def clip_pose(self, clip: int) -> torch.Tensor | None:
+        return None if self.pose is None else self.pose[clip]
 
 
 @dataclass(frozen=True)

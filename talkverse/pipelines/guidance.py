@@ -1,7 +1,7 @@
 """Classifier-free guidance of one denoising step (inference.md §7).
 
 cond = (prompt, audio), uncond = (negative prompt, zero audio through the encoder), the same reference, motion and t;
-v = v_u + g (v_c - v_u), and only the conditional pass when g <= 1. The two branches run as one batch of 2
+the same pose latents (S2V-14B's ``cond_states``); v = v_u + g (v_c - v_u), and only the conditional pass when g <= 1. The two branches run as one batch of 2
 (``cfg_batch``, the default), as two passes, or, with CFG parallelism, one branch per rank group followed by one
 all_gather of the two velocities (``parallel.exchange_cfg``).
 """
@@ -18,7 +18,7 @@ Branch = dict  # encoder_hidden_states [1, L, D], audio_embeds (local, global)
 def branch_velocities(forward: Callable[..., torch.Tensor], shared: dict, cond: Branch, uncond: Branch | None,
                       cfg_batch: bool, parallel) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(v_cond, v_uncond or None) of ``forward(**shared, **branch)``; ``shared`` holds hidden_states, timestep,
-    ref_latents and motion_latents (batch 1)."""
+    ref_latents, motion_latents and, for a model with a pose branch, cond_states (batch 1)."""
     if uncond is None:
         return forward(**shared, **cond), None
     if parallel.cfg_parallel:
@@ -29,8 +29,9 @@ def branch_velocities(forward: Callable[..., torch.Tensor], shared: dict, cond: 
     def two(z):
         return None if z is None else z.expand(2, *z.shape[1:])
 
+    extra = {"cond_states": two(shared["cond_states"])} if "cond_states" in shared else {}
     v = forward(hidden_states=two(shared["hidden_states"]), timestep=shared["timestep"].expand(2),
-                ref_latents=two(shared["ref_latents"]), motion_latents=two(shared["motion_latents"]),
+                ref_latents=two(shared["ref_latents"]), motion_latents=two(shared["motion_latents"]), **extra,
                 encoder_hidden_states=torch.cat([cond["encoder_hidden_states"], uncond["encoder_hidden_states"]]),
                 audio_embeds=tuple(torch.cat([c, u]) for c, u in zip(cond["audio_embeds"], uncond["audio_embeds"])))
     return v[:1], v[1:]

@@ -18,15 +18,10 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 
-import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 from tqdm.auto import tqdm
 
-from ..media.fitting import fit_image
-from ..media.image import to_rgb
-from ..media.sizes import choose_bucket
-from ..models.audio_columns import bucket_columns
 from ..models.text_encoder import pad_context
 from ..models.transformer_talkverse import TalkVerseTransformer3DModel
 from ..parallel.state import SingleProcess
@@ -34,9 +29,10 @@ from .checks import check_call, check_motion_size, check_output_type, signature_
 from .components import ComponentsMixin
 from .conditioning import SamplingSettings, VideoConditioning, clip_generator, clip_noise
 from .dubbing import DubSource
+from .encoding import EncodingMixin
+from .family import ModelFamily, family, family_of
 from .guidance import branch_velocities, guide
 from .output import TalkVersePipelineOutput, postprocess_video
-from .prompts import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT
 from .scheduling import dub_schedule, set_schedule
 from .timeline import ClipGeometry, ClipPlan, plan_clips, plan_from_features, video_lead_frames
 
@@ -46,23 +42,26 @@ CALLBACK_TENSOR_INPUTS = ["latents", "noise_pred", "noise_pred_cond", "noise_pre
                           "ref_latents", "prompt_embeds", "negative_prompt_embeds"]
 
 
-class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
+class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->audio_encoder->transformer->vae"
     # Optional: ranks other than the host in a multi-rank run hold only the transformer.
     _optional_components = ["vae", "text_encoder", "tokenizer", "audio_encoder", "feature_extractor"]
     _callback_tensor_inputs = CALLBACK_TENSOR_INPUTS
 
     def __init__(self, transformer: TalkVerseTransformer3DModel, vae, scheduler, text_encoder=None, tokenizer=None, audio_encoder=None,
-                 feature_extractor=None, first_clip_motion: str = "drop"):
+                 feature_extractor=None, first_clip_motion: str = "drop", model_family: str | None = None):
         super().__init__()
         self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
                               tokenizer=tokenizer, audio_encoder=audio_encoder, feature_extractor=feature_extractor)
         # The model's default for the first clip's motion tokens (model_index.json): "drop" (the reference, s2v-5B),
-        # "zeros" (19 zero latents, as in training) or "reference" (the motion history is the still portrait; the demo
-        # model, which takes the picture from the motion latents: docs/demo.md).
+        # "zeros" (19 zero latents, as in training) or "reference" (the motion history is the still portrait;
+        # docs/demo.md).
         if first_clip_motion not in FIRST_CLIP_MOTION:
             raise ValueError(f"first_clip_motion must be one of {FIRST_CLIP_MOTION}, got {first_clip_motion!r}")
-        self.register_to_config(first_clip_motion=first_clip_motion)
+        # "s2v-5B" or "s2v-14B" (talkverse.pipelines.family): fps, audio rate, clip-0 decode, sampling defaults.
+        # None: the transformer's (a pose branch means S2V-14B).
+        fam = family(model_family) if model_family is not None else family_of(transformer.config)
+        self.register_to_config(first_clip_motion=first_clip_motion, model_family=fam.name)
         self.offload_encoders = False  # move T5 / wav2vec2 to the device only while they run
         self.t5_cpu = False  # run umT5 on the CPU (--t5_cpu)
         self.parallel = SingleProcess()  # enable_parallel() installs a multi-rank layout
@@ -83,9 +82,13 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
     # ``clip_seconds``: per decoded clip of the last call, wall seconds of {"motion" (encoding the motion frames and
     # drawing the noise), "denoise", "decode"}; talkverse-generate -v prints them.
 
+    @property
+    def family(self) -> ModelFamily:
+        return family(self.config.model_family)
+
     def geometry(self, frames_per_clip: int) -> ClipGeometry:
         return ClipGeometry.from_configs(frames_per_clip, self.transformer.config,
-                                         None if self.vae is None else self.vae.config)
+                                         None if self.vae is None else self.vae.config, fps=self.family.fps)
 
     def plan_video(self, num_samples: int | None = None, *, audio_columns: int | None = None,
                    frames_per_clip: int = 120, num_clips: int | None = None, sync_shift_frames: int | None = None,
@@ -115,68 +118,6 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
             apply_weight_sharding(self.transformer, state.weight_mesh)
         return self
 
-    # ------------------------------------------------------------------ once-per-video encodings
-    @torch.no_grad()
-    def encode_prompt(self, prompt: str, negative_prompt: str | None = None,
-                      device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(prompt_embeds [L, D], negative_prompt_embeds [L', D]) in fp32 on the CPU, each trimmed to its real token
-        length. ``negative_prompt`` None: the s2v-5B negative prompt."""
-        if self.text_encoder is None or self.tokenizer is None:
-            raise ValueError("prompt: this pipeline has no text encoder/tokenizer; pass prompt_embeds and "
-                             "negative_prompt_embeds")
-        neg = DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
-        run_on = torch.device("cpu") if self.t5_cpu else (device or self.exec_device)
-        with self._on(self.text_encoder, run_on):
-            ctx, ctx_null = self.text_codec.encode([prompt, neg], output_device="cpu")
-        return ctx.float(), ctx_null.float()
-
-    @torch.no_grad()
-    def encode_audio(self, waveform: np.ndarray, plan, device: torch.device | None = None) -> torch.Tensor:
-        """16 kHz mono waveform -> conditioning features [1, 25, C, R F] (fp32, CPU) for ``plan``.
-
-        ``plan.sync_shift_frames`` * 640 samples of silence are prepended and silence is appended up to R F frames
-        (inference.md §4, §9), so every clip sees real wav2vec2 features of silence rather than zero vectors."""
-        if self.audio_encoder is None or self.feature_extractor is None:
-            raise ValueError("audio: this pipeline has no audio encoder; pass audio_features")
-        from ..media.constants import SAMPLES_PER_FRAME
-
-        shift = plan.sync_shift_frames * SAMPLES_PER_FRAME
-        cond = np.zeros(plan.conditioning_samples, dtype=np.float32)
-        n = min(len(waveform), plan.conditioning_samples - shift)
-        cond[shift:shift + n] = waveform[:n]
-        with self._on(self.audio_encoder, device or self.exec_device):
-            feats = self.audio_codec.features_25fps(cond)  # [25, A, C], A = R F
-        return bucket_columns(feats, plan.audio_columns)
-
-    @torch.no_grad()
-    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
-        """[1, 3, T, H, W] in [-1, 1] -> normalised latents [1, 48, 1 + (T-1)//4, H/16, W/16] fp32."""
-        return self.vae_codec.encode(frames.to(self.vae.device, torch.float32))
-
-    def prepare_conditioning(self, image, audio, prompt, negative_prompt, height, width, size_bucket, image_fit,
-                             frames_per_clip, num_clips, sync_shift_frames, start_from_ref, prompt_embeds,
-                             negative_prompt_embeds, audio_features) -> tuple[VideoConditioning, torch.Tensor]:
-        """The once-per-video encodings (arguments as in ``__call__``) and the reference pixels [1, 3, 1, H, W]."""
-        img = to_rgb(image)
-        if height is None:
-            height, width = choose_bucket(img.height, img.width, size_bucket)
-        plan_args = dict(frames_per_clip=frames_per_clip, num_clips=num_clips, sync_shift_frames=sync_shift_frames,
-                         start_from_ref=start_from_ref)
-        if audio_features is None:
-            waveform = np.asarray(audio.cpu() if torch.is_tensor(audio) else audio, dtype=np.float32).reshape(-1)
-            plan = self.plan_video(len(waveform), **plan_args)
-            feats = self.encode_audio(waveform, plan)
-        else:
-            plan = self.plan_video(audio_columns=audio_features.shape[-1], **plan_args)
-            feats = audio_features[..., :plan.audio_columns].float().cpu()
-        ref_px = fit_image(img, height, width, mode=image_fit)[None, :, None]
-        if prompt_embeds is None:
-            ctx, ctx_null = self.encode_prompt(DEFAULT_PROMPT if prompt is None else prompt, negative_prompt)
-        else:
-            ctx, ctx_null = prompt_embeds.float(), negative_prompt_embeds.float()
-        cond = VideoConditioning(self.encode_video(ref_px), ctx, ctx_null, feats, plan, height, width)
-        return cond, ref_px
-
     # ------------------------------------------------------------------ sampling
     def set_timesteps(self, num_inference_steps: int, dub_strength: float | None, device: torch.device):
         """Set the scheduler's table for one clip (resetting its state): (timesteps, the dubbing schedule or None)."""
@@ -199,6 +140,7 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
         ctx_null = pad_context([cond.context_null], tr.config.text_len).to(dev, dtype)
         ref = cond.ref_latents.to(dev, dtype)
         motion = None if motion_latents is None else motion_latents.to(dev, dtype)
+        pose = None if cond.clip_pose(clip) is None else cond.clip_pose(clip).to(dev, dtype)
         uncond = None
         if guidance_scale > 1.0:  # audio tokens are constant within a clip: encode both branches once
             emb = tr.encode_audio(torch.cat([audio, torch.zeros_like(audio)]))
@@ -213,6 +155,8 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
             for i, t in enumerate(timesteps):
                 shared = {"hidden_states": x.to(dtype), "timestep": t.reshape(1).to(dev, torch.float32),
                           "ref_latents": ref, "motion_latents": motion}
+                if pose is not None:
+                    shared["cond_states"] = pose
                 v_c, v_u = branch_velocities(forward, shared, branch, uncond, cfg_batch, self.parallel)
                 v = guide(v_c, v_u, guidance_scale)
                 x = self.scheduler.step(v, t, x, return_dict=False)[0]
@@ -230,7 +174,8 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
     def decode_clip(self, latents: torch.Tensor, motion_latents: torch.Tensor | None, keep: int) -> torch.Tensor:
         """Decode a clip with a fresh causal cache: its kept frames [3, keep, H, W] (fp32, [-1, 1]).
 
-        First clip: only its own latents (F/4 -> F-3 frames). Continuation: concat(19 motion, F/4 new) -> 193 frames,
+        First clip: its own latents (F/4 -> F-3 frames), or for S2V-14B concat(ref latent, F/4) passed as
+        ``motion_latents`` (1 + F frames, the last F-3 kept). Continuation: concat(19 motion, F/4 new) -> 73 + F frames,
         of which the last ``keep`` (= F) are kept; the earlier ones only warm the cache (streamed, never stored)."""
         z = latents if motion_latents is None else torch.cat([motion_latents.to(latents), latents], dim=2)
         skip, seen, kept = 1 + 4 * (z.shape[2] - 1) - keep, 0, []
@@ -252,6 +197,7 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
                    audio_features: torch.Tensor | None = None, sync_shift_frames: int | None = None,
                    start_from_ref: bool = False, first_clip_motion: str | None = None, cfg_batch: bool = True,
                    dub_video: Iterable | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
+                   pose_video: Iterable | None = None,
                    callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",),
                    progress: bool = True) -> Iterator[torch.Tensor]:
         """The iterator form of ``__call__`` (same arguments): yields each clip's output frames [3, n, H, W]
@@ -271,12 +217,12 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
                 frames_in = itertools.chain([first], frames_in)
             cond, ref_px = self.prepare_conditioning(
                 image, audio, prompt, negative_prompt, height, width, size_bucket, image_fit, frames_per_clip, num_clips,
-                sync_shift_frames, start_from_ref, prompt_embeds, negative_prompt_embeds, audio_features)
+                sync_shift_frames, start_from_ref, prompt_embeds, negative_prompt_embeds, audio_features, pose_video)
             settings = SamplingSettings(num_inference_steps, guidance_scale, cfg_batch,
                                         first_clip_motion or self.config.first_clip_motion, start_from_ref,
                                         dub_strength if frames_in is not None else None)
             check_motion_size(cond.height, cond.width, cond.plan.num_clips > 1 or start_from_ref
-                              or settings.first_clip_motion != "drop")
+                              or settings.first_clip_motion != "drop", self.vae.config.scale_factor_spatial)
             if frames_in is not None:
                 dub = DubSource(frames_in, cond.height, cond.width, None, dub_ref, image_fit)
                 if dub_ref == "first":
@@ -334,7 +280,8 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
             if not host:
                 continue
             start, end = plan.output_range(r)
-            kept = self.decode_clip(out, motion if continuation else None, end - start)  # [3, keep, H, W]
+            prefix = motion if continuation else (cond.ref_latents if self.family.first_clip_decode_ref else None)
+            kept = self.decode_clip(out, prefix, end - start)  # [3, keep, H, W]
             # wall seconds per stage (no device sync: on CUDA the decode's copy to the host absorbs the queue)
             self.clip_seconds.append({"motion": t1 - t0, "denoise": t2 - t1, "decode": time.perf_counter() - t2})
             buffer = torch.cat([buffer, kept[None].to(buffer)], dim=2)[:, :, -geo.motion_frames:]
@@ -378,6 +325,8 @@ class TalkVersePipeline(ComponentsMixin, DiffusionPipeline):
                 consumed lazily) to regenerate talking ``audio``.
             dub_strength: dubbing noise strength in (0, 1].
             dub_ref: dubbing reference: "first" source frame, or "segment-random" (a seeded frame per clip).
+            pose_video: S2V-14B only: the pose (DWPose skeleton) frames at the model's 16 fps from the video's start
+                (HxWx3 uint8 arrays or PIL images, consumed lazily); None = no pose (zero pose latents).
             output_type: "np", "pt" or "pil" (see :class:`TalkVersePipelineOutput`).
             return_dict: return a :class:`TalkVersePipelineOutput` (else a tuple).
             callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after every denoising step of

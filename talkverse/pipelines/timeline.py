@@ -2,7 +2,7 @@
 
 Conventions. F = frames per clip (``frames_per_clip``, a multiple of the VAE's temporal factor 4), M = 73 motion
 frames, L_m = 19 motion latents: :class:`ClipGeometry` holds them, read from the model's configs. Output frame p is the
-p-th frame of the mp4 (25 fps). Audio column c is the c-th 25 fps column of the *conditioning* features, i.e. of the
+p-th frame of the mp4 (25 fps; S2V-14B: 16 fps, ``geometry.fps``, 1000 samples a frame). Audio column c is the c-th 25 fps column of the *conditioning* features, i.e. of the
 audio after ``shift`` frames of silence were prepended (``shift`` = ``sync_shift_frames``).
 
 * First clip (motion tokens dropped): its F/4 latents decode alone to F - 3 frames (latent 0 -> 1 frame).
@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..media.constants import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..media.constants import FPS, SAMPLE_RATE
 from ..models.geometry import ClipGeometry
 
 
-def audio_frames(num_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
-    """A0 = ceil(25 * duration): the number of video frames the audio covers."""
-    return math.ceil(num_samples * FPS / sample_rate - 1e-9)
+def audio_frames(num_samples: int, sample_rate: int = SAMPLE_RATE, fps: int = FPS) -> int:
+    """A0 = ceil(fps * duration): the number of video frames the audio covers (25 fps, or the model's)."""
+    return math.ceil(num_samples * fps / sample_rate - 1e-9)
 
 
 def frames_produced(num_clips: int, geometry: ClipGeometry, start_from_ref: bool = False) -> int:
@@ -68,7 +68,7 @@ class ClipPlan:
     @property
     def capped(self) -> bool:
         """The clip count was capped, so the video ends before the audio does."""
-        return self.output_frames < audio_frames(self.audio_samples)
+        return self.output_frames < audio_frames(self.audio_samples, fps=self.geometry.fps)
 
     def output_range(self, clip: int) -> tuple[int, int]:
         return clip_output_range(clip, self.geometry, self.start_from_ref)
@@ -78,20 +78,21 @@ def plan_clips(num_samples: int, geometry: ClipGeometry, num_clips: int | None =
                start_from_ref: bool = False) -> ClipPlan:
     """Plan a video for ``num_samples`` of 16 kHz audio. ``num_clips`` caps the automatic count (None = whole audio).
 
-    The conditioning waveform = ``sync_shift_frames`` * 640 samples of silence + the audio + silence up to R F * 640
+    The conditioning waveform = ``sync_shift_frames`` * 640 (1000 at 16 fps) samples of silence + the audio + silence up to R F * 640
     samples, which gives exactly R F feature columns (T50 = 2RF - 1, A = RF), so no clip is fed zero feature vectors.
     """
     geometry.check()
     if sync_shift_frames < 0:
         raise ValueError(f"sync_shift_frames must be >= 0, got {sync_shift_frames}")
-    a0 = audio_frames(num_samples)
+    a0 = audio_frames(num_samples, fps=geometry.fps)
+    spf = geometry.samples_per_frame
     r = auto_num_clips(a0, geometry, start_from_ref)
     if num_clips is not None:
         if num_clips <= 0:
             raise ValueError(f"num_clips must be positive, got {num_clips}")
         r = min(r, num_clips)
     produced = frames_produced(r, geometry, start_from_ref)
-    needed = max(r * geometry.frames_per_clip * SAMPLES_PER_FRAME, sync_shift_frames * SAMPLES_PER_FRAME + num_samples)
+    needed = max(r * geometry.frames_per_clip * spf, sync_shift_frames * spf + num_samples)
     return ClipPlan(num_clips=r, geometry=geometry, output_frames=min(a0, produced), produced_frames=produced,
                     sync_shift_frames=sync_shift_frames, conditioning_samples=needed, audio_samples=num_samples,
                     start_from_ref=start_from_ref)
@@ -106,7 +107,7 @@ def plan_from_features(num_columns: int, geometry: ClipGeometry, start_from_ref:
     r = num_columns // geometry.frames_per_clip
     produced = frames_produced(r, geometry, start_from_ref)
     return ClipPlan(num_clips=r, geometry=geometry, output_frames=produced, produced_frames=produced,
-                    sync_shift_frames=0, conditioning_samples=num_columns * SAMPLES_PER_FRAME,
+                    sync_shift_frames=0, conditioning_samples=num_columns * geometry.samples_per_frame,
                     start_from_ref=start_from_ref)
 
 

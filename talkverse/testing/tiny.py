@@ -17,6 +17,12 @@ TINY_WORDS = ("a", "person", "is", "speaking", "to", "the", "camera.", "man", "w
 TINY_VAE = dict(base_dim=4, decoder_base_dim=4, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
                 temperal_downsample=[False, True, True], dropout=0.0, is_residual=True, in_channels=12,
                 out_channels=12, patch_size=2, scale_factor_temporal=4, scale_factor_spatial=16)
+# The Wan2.1 VAE (S2V-14B) at base width 4: z_dim 16, 8x spatial, no patchify; 2 res blocks, as the real one (the
+# Wan2.1 key map of diffusers is written for 2).
+TINY_VAE21 = dict(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                  temperal_downsample=[False, True, True], dropout=0.0, is_residual=False, in_channels=3,
+                  out_channels=3, scale_factor_temporal=4, scale_factor_spatial=8)
+TINY_CONFIGS = {"s2v-5B": "s2v_tiny", "s2v-14B": "s2v_14b_tiny"}
 
 
 def randomize(model: torch.nn.Module, seed: int | None = None) -> torch.nn.Module:
@@ -75,26 +81,28 @@ def tiny_transformer(seed: int = 0, config: str = "s2v_tiny"):
     return randomize(TalkVerseTransformer3DModel(**model_config(config)).eval())
 
 
-def tiny_vae():
-    """Random tiny AutoencoderKLWan with the Wan2.2 latent statistics."""
+def tiny_vae(wan21: bool = False):
+    """Random tiny AutoencoderKLWan with the Wan2.2 (or, ``wan21``, the Wan2.1) latent statistics."""
     from diffusers import AutoencoderKLWan
 
     from ..loaders.vae import vae_config
 
-    full = vae_config()
-    return AutoencoderKLWan(**TINY_VAE, latents_mean=full["latents_mean"], latents_std=full["latents_std"]).eval()
+    full = vae_config("vae_wan21" if wan21 else None)
+    return AutoencoderKLWan(**(TINY_VAE21 if wan21 else TINY_VAE), latents_mean=full["latents_mean"],
+                            latents_std=full["latents_std"]).eval()
 
 
-def tiny_pipeline(seed: int = 0):
-    """Random tiny TalkVersePipeline (fp32, CPU, eval)."""
+def tiny_pipeline(seed: int = 0, model: str = "s2v-5B"):
+    """Random tiny TalkVersePipeline (fp32, CPU, eval) of ``model``: "s2v-5B" or "s2v-14B" (pose branch, Wan2.1
+    VAE)."""
     from transformers import UMT5Config, UMT5EncoderModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     from ..pipelines.pipeline_talkverse import TalkVersePipeline
     from ..pipelines.scheduling import make_scheduler
 
-    transformer = tiny_transformer(seed)
+    transformer = tiny_transformer(seed, TINY_CONFIGS[model])
     cfg = transformer.config
-    vae = tiny_vae()
+    vae = tiny_vae(wan21=model == "s2v-14B")
     t5 = UMT5EncoderModel(UMT5Config(vocab_size=len(TINY_WORDS) + 3, d_model=cfg.text_dim, d_kv=8, d_ff=48,
                                      num_layers=2, num_heads=4, relative_attention_num_buckets=32,
                                      feed_forward_proj="gated-gelu", dropout_rate=0.0, pad_token_id=0,

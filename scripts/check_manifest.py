@@ -16,8 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the package
 
-from talkverse.manifest import (  # noqa: E402
-    SCOPES, build_meta_model, compare, detect_config, model_keys_original, read_manifest)
+from talkverse.manifest import SCOPES, build_meta_model, compare, detect_config, model_keys_original, read_manifest  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

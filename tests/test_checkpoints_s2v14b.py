@@ -30,8 +30,8 @@ def _load(root, **kw):
 
 
 def tiny_pipeline_vae_config():
-    from talkverse.testing.tiny import TINY_VAE21
     from talkverse.loaders.vae import vae_config
+    from talkverse.testing.tiny import TINY_VAE21
 
     full = vae_config("vae_wan21")
     return {**TINY_VAE21, "latents_mean": full["latents_mean"], "latents_std": full["latents_std"]}

@@ -49,12 +49,11 @@ def load_wan_components(root: str | Path, lora_ckpt: str | Path | None = None, w
     ``transformer``, and unless ``dit_only`` also ``vae``, ``text_encoder``, ``tokenizer``, ``audio_encoder`` and
     ``feature_extractor``. ``config`` / ``vae_config`` / ``t5_config`` name the architectures of original-layout files
     (defaults: the real 5B model, the Wan2.2 VAE, umT5-XXL)."""
+    from ..configs import model_config
     from .text_encoder import load_diffusers_text_encoder, load_original_text_encoder
     from .transformer import load_transformer
     from .vae import load_diffusers_vae, load_original_vae
     from .wav2vec import load_wav2vec
-
-    from ..configs import model_config
 
     root = Path(root)
     s2v14b = bool((model_config(config) if isinstance(config, str) else config).get("cond_dim"))

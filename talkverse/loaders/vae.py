@@ -12,9 +12,9 @@ import torch
 from diffusers import AutoencoderKLWan
 
 from ..configs import load_config
+from ..convert import vae21_keys, vae_keys
 from ..convert.errors import CheckpointError, key_report, map_keys
 from ..convert.state_dict_io import LazyStateDict
-from ..convert import vae21_keys, vae_keys
 from ..models.vae import TalkVerseVAE
 
 DEFAULT_CONFIG = "vae_wan22"

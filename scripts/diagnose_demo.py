@@ -11,7 +11,8 @@ Measures, on held-out synthetic clips (exact ground truth):
 3. what the DiT takes the picture from: the error of its x0 prediction (x_t - sigma v) at sigma 0.95 and 0.7 on
    precache-style windows with the motion latents and the reference latent each present or zeroed (zeroed = what the
    trainer's modality dropout feeds, and what the first clip sees for motion);
-4. the first clip: PSNR against the ground truth of the first 24 frames with first_clip_motion "zeros" and "drop".
+4. the first clip: PSNR against the ground truth of the first 24 frames with first_clip_motion "zeros", "drop" and
+   "reference".
 Prints JSON (and writes it with --out).
 """
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {"vae_psnr_median": float(np.median(vae)), "vae_psnr_per_clip": vae, "eye_readout_truth_vs_vae": eyes}
     res.update(x0_errors(pipe, root, args.clips))
     first = {}
-    for mode in ("zeros", "drop"):
+    for mode in ("zeros", "drop", "reference"):
         pipe.register_to_config(first_clip_motion=mode)
         scores = []
         for _, mp4, gt in clips:

@@ -129,7 +129,7 @@ def drop_local_paths(folder: Path) -> None:
 
 
 def assemble(work: Path, out: Path, export: Path | None = None, run: Path | None = None, average: int = 1,
-             first_clip_motion: str = "reference") -> None:
+             first_clip_motion: str = "zeros") -> None:
     import soundfile as sf
     from diffusers import AutoencoderKLWan
     from PIL import Image
@@ -153,7 +153,7 @@ def assemble(work: Path, out: Path, export: Path | None = None, run: Path | None
                              tokenizer=load_tokenizer(enc / "tokenizer"),
                              audio_encoder=Wav2Vec2Model.from_pretrained(enc / "audio_encoder", local_files_only=True),
                              feature_extractor=Wav2Vec2FeatureExtractor.from_pretrained(enc / "audio_encoder", local_files_only=True),
-                             first_clip_motion=first_clip_motion)  # docs/demo.md: "reference" keeps the identity
+                             first_clip_motion=first_clip_motion)  # docs/demo.md: which mode keeps the identity
     if out.exists():
         shutil.rmtree(out)
     pipe.save_pretrained(str(out))
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", default=None, help="training output folder (assemble; default: <work>/run)")
     ap.add_argument("--export", default=None, help="step-N.safetensors to assemble (default: the newest in --run)")
     ap.add_argument("--average", type=int, default=1, help="assemble the mean of the newest N exports in --run")
-    ap.add_argument("--first_clip_motion", default="reference", choices=["drop", "zeros", "reference"],
+    ap.add_argument("--first_clip_motion", default="zeros", choices=["drop", "zeros", "reference"],
                     help="the model's first-clip motion default stored in model_index.json (assemble)")
     args = ap.parse_args(argv)
     work = Path(args.work)

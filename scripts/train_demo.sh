@@ -16,10 +16,10 @@
 #    with motion dropout MOTION_DROPOUT: with the motion latents present the previous frames already show the face,
 #    so only motion-dropped samples teach the model to take the identity from the reference (docs/demo.md)
 # 6. the pipeline folder written by scripts/build_demo.py: the mean of the last AVERAGE exports (every 500 steps),
-#    transformer in bf16, first_clip_motion "reference" (the first clip continues from the still portrait)
+#    transformer in bf16, first_clip_motion zeros (FIRST_CLIP_MOTION; "reference" to be measured on the retrained model)
 # Environment overrides: AUDIO_STEPS (1500), VAE_STEPS (3500), VAE2_STEPS (500), NUM_CLIPS (480), WINDOWS (2),
 # STEPS (10000), BATCH (4), LR (1e-3), MOTION_DROPOUT (0.5), AVERAGE (9), SEED (1), THREADS (2), DIT_THREADS (2),
-# RUN_DIR ($WORK/run), DEMO_OUT (talkverse/demo/talkverse-tiny-demo).
+# RUN_DIR ($WORK/run), FIRST_CLIP_MOTION (zeros), DEMO_OUT (talkverse/demo/talkverse-tiny-demo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WORK="${1:-demo_work}"
@@ -50,4 +50,5 @@ OMP_NUM_THREADS="${DIT_THREADS:-2}" python train_s2v_5b.py --ckpt_dir "$WORK/bas
     --learning_rate "${LR:-1e-3}" --warmup_steps 200 --batch_size "${BATCH:-4}" --gradient_accumulation_steps 1 \
     --motion_dropout "${MOTION_DROPOUT:-0.5}" --max_steps "${STEPS:-10000}" --save_steps 500 --log_interval 50 --gradient_checkpointing false \
     --export_dtype fp32 --device cpu --seed "${SEED:-1}"
-python scripts/build_demo.py assemble --work "$WORK" --run "${RUN_DIR:-$WORK/run}" --average "${AVERAGE:-9}" --out "${DEMO_OUT:-talkverse/demo/talkverse-tiny-demo}"
+python scripts/build_demo.py assemble --work "$WORK" --run "${RUN_DIR:-$WORK/run}" --average "${AVERAGE:-9}" \
+    --first_clip_motion "${FIRST_CLIP_MOTION:-zeros}" --out "${DEMO_OUT:-talkverse/demo/talkverse-tiny-demo}"

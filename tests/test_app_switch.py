@@ -63,6 +63,12 @@ def test_model_switch_generates_with_each_model(tmp_path):
         raise AssertionError("no error")
     except gr.Error as e:
         assert "takes no pose video" in str(e)
+    try:  # the 14B's clip limit is 120 frames
+        fn(face, str(tmp_path / "a.wav"), "p", "", "128x128", 124, 1, 4.0, 0, 0, [], "s2v14b", None,
+           progress=lambda *a, **k: None)
+        raise AssertionError("no error")
+    except gr.Error as e:
+        assert "[4, 120], got 124" in str(e) and "s2v-14B" in str(e)
 
 
 def test_extra_model_flag_takes_the_folder_task(tmp_path):

@@ -43,6 +43,10 @@ def make_generate_fn(settings: AppSettings, models: ModelCache):
             with (models.use(model) if switching else models.use()) as pipe:
                 if pose_video and not pipe.family.pose:
                     raise gr.Error(f"The {pipe.family.name} model takes no pose video.", title="Input problem")
+                try:  # the model's own clip limit (S2V-14B: 120 frames, its reference RoPE slot)
+                    pipe.geometry(options["infer_frames"]).check("Frames per clip")
+                except ValueError as e:
+                    raise gr.Error(f"{e} (the {pipe.family.name} model).", title="Input problem") from None
                 progress(0, desc="Encoding the image, prompt and audio")
                 result = generate_video(pipe, portrait, speech, prompt, negative_prompt, options,
                                         settings.output_dir, report=lambda done, desc: progress(done, desc=desc),

@@ -42,7 +42,8 @@ def test_no_library_module_over_400_lines_and_thin_entry_points():
 
 
 def test_cli_help_needs_no_torch():
-    code = ("import sys; import talkverse.cli.generate, talkverse.cli.train, talkverse.runner, talkverse.batch; "
-            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    code = ("import sys; import talkverse.cli.generate, talkverse.cli.train, talkverse.cli.curate, talkverse.runner, "
+            "talkverse.batch; print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'ray', 'mediapipe') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

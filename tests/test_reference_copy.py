@@ -2,9 +2,10 @@
 
 Still clips (``write_synthetic_dataset(still=True)``): every frame is the identity's reference image, trained without
 motion tokens (``--enable_framepack false``; generation: ``first_clip_motion="drop"``), so the reference latent is
-the only source of the picture. At 64x64 (4x4 latents, 2x2 tokens per frame) the copy is learnt in 1,000 steps (~2
+the only source of the picture. At 64x64 (4x4 latents, 2x2 tokens per frame) the copy is learnt in 1,500 steps (~1.5
 min on 2 cores); at 128x128 300 steps left a 4.6 dB gap. The path is the user's: mp4 clips -> ``scripts/precache.py``
-(the demo pipeline's VAE, wav2vec2 and umT5) -> ``train_s2v_5b.py`` (strategy full, from a randomly initialised saved pipeline of the copy config) ->
+(the demo pipeline's VAE, wav2vec2 and umT5) -> ``train_s2v_5b.py`` (strategy full, from a randomly initialised
+saved pipeline of the copy config) ->
 ``load_pipeline(folder, step file)`` -> ``TalkVersePipeline`` on each reference image.
 
 The generated frame must reproduce the reference within 1 dB of what the VAE itself reconstructs of it. The control
@@ -27,7 +28,7 @@ from helpers import REPO, load_script
 SIZE = 64  # 4x4 latents, 2x2 tokens per frame: the copy is learnt in a few hundred steps
 MAIN_FRAMES = 4  # one latent frame per clip
 IDENTITIES = 8
-STEPS = int(os.environ.get("TALKVERSE_COPY_STEPS", 1000))
+STEPS = int(os.environ.get("TALKVERSE_COPY_STEPS", 1500))
 MARGIN_DB = 1.0
 
 

@@ -17,10 +17,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .media.video import VideoReader
-from .pipelines.face_region import crop_frame, crop_mask, paste_back, plan_regions, region_alpha
 from .pipelines.face_track import DubTrack, FaceTrackError, track_from_boxes, track_from_detector, track_from_keypoints
 
 
@@ -83,6 +81,10 @@ def face_dub_to_file(pipe, inputs, options, output_path, writer, kw: dict, plan,
                      callback_on_step_end=None) -> int:
     """Generate the face-only dub into the open ``writer`` (the runner's); ``kw`` the pipeline arguments of a plain
     dub, ``plan`` its clip plan. Returns how many output frames passed through without a face."""
+    import torch
+
+    from .pipelines.face_region import crop_frame, crop_mask, paste_back, plan_regions, region_alpha
+
     track = load_face_track(inputs, options)
     name, fps = inputs.names["dub_video"], inputs.fps
     info = inputs.dub_video.info
@@ -95,7 +97,7 @@ def face_dub_to_file(pipe, inputs, options, output_path, writer, kw: dict, plan,
     for r, (a, b) in enumerate(ranges):
         clip_of[a:b] = r
     crops = (crop_frame(f, regions[clip_of[p]].window, bucket) for p, f in enumerate(_source_frames(name, fps, total)))
-    kw = {**kw, "dub_video": crops}
+    kw = {**kw, "dub_video": crops, "dub_mask": [crop_mask(c.region, c.window, bucket) for c in regions]}
     present = track.present
     source = _source_frames(name, fps, total)
     passed = 0

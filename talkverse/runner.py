@@ -69,8 +69,7 @@ class GenerationOptions:
         if self.size:
             table_size(self.size)
         check_size_spec(self.size_bucket)
-        from .pipelines.face_region import DUB_REGIONS
-        from .pipelines.face_track import FACE_ORDERS
+        from .pipelines.face_track import DUB_REGIONS, FACE_ORDERS
 
         if self.dub_region not in DUB_REGIONS:
             raise ValueError(f"--dub_region must be one of {', '.join(DUB_REGIONS)}, got {self.dub_region!r}")

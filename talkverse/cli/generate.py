@@ -215,11 +215,11 @@ def _print_clip_seconds(clip: int, num_clips: int, sec: dict) -> None:
 
 
 def run_single(args, parser) -> int:
+    from ..facedub import load_face_track
     from ..media.audio import AudioError
     from ..media.image import ImageError
     from ..media.video import VideoError
     from ..parallel.distributed import launched_rank, launched_world_size
-    from ..facedub import load_face_track
     from ..pipelines.face_track import FaceTrackError
     from ..runner import OutputError, check_output_path, default_output_path, face_dub, load_inputs
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DUB_REGIONS = ("full", "face", "mouth")
+from .face_track import DUB_REGIONS
 
 
 @dataclass

@@ -16,11 +16,15 @@ passes through the dub unchanged; :attr:`DubTrack.lost` counts them for the log.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 FACE_ORDERS = ("left-to-right", "size")
+DUB_REGIONS = ("full", "face", "mouth")  # "full": the whole frame (plain dubbing); face / mouth: this track's region
 FACE_SLOTS = slice(23, 91)  # the 68 face points of the COCO-WholeBody layout
 MOUTH_SLOTS = slice(23 + 48, 23 + 68)  # iBUG 48-67: the outer and inner lips
 MIN_POINT_SCORE = 0.3
@@ -130,13 +134,27 @@ def track_from_keypoints(keypoints, face_index: int = 0, order: str = "left-to-r
     return pick_face(boxes, face_index, order, what, mouths)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def track_from_detector(frames, face_index: int = 0, order: str = "left-to-right", smooth_radius: int = 2,
                         what: str = "the video") -> DubTrack:
     """RGB uint8 frames [T, H, W, 3] -> the chosen face's smoothed track, from mediapipe's face detector linked into
     identity tracks (``talkverse.vision.faces``). A face whose track breaks (a cut, a long occlusion) is a new face."""
     from ..vision.faces import detect_faces, face_tracks
 
-    per_frame = detect_faces(frames)
+    with _native_stderr_silenced():  # TFLite / absl print C++ lines on fd 2; a bad input must stay one line
+        per_frame = detect_faces(frames)
     tracks = face_tracks(per_frame)
     boxes = np.full((len(per_frame), max(1, len(tracks)), 4), np.nan)
     for k, tr in enumerate(tracks):

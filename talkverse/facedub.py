@@ -78,12 +78,13 @@ def _source_frames(path, fps: int, total: int):
 
 
 def face_dub_to_file(pipe, inputs, options, output_path, writer, kw: dict, plan, on_frames=None, on_clip=None,
-                     callback_on_step_end=None) -> int:
+                     callback_on_step_end=None) -> tuple[int, list]:
     """Generate the face-only dub into the open ``writer`` (the runner's); ``kw`` the pipeline arguments of a plain
-    dub, ``plan`` its clip plan. Returns how many output frames passed through without a face."""
+    dub, ``plan`` its clip plan. Returns (how many output frames passed through without a face, the clips'
+    :class:`~talkverse.pipelines.face_region.ClipRegion`)."""
     import torch
 
-    from .pipelines.face_region import crop_frame, crop_mask, paste_back, plan_regions, region_alpha
+    from .pipelines.face_region import crop_frame, crop_mask, paste_back, plan_regions
 
     track = load_face_track(inputs, options)
     name, fps = inputs.names["dub_video"], inputs.fps
@@ -92,7 +93,8 @@ def face_dub_to_file(pipe, inputs, options, output_path, writer, kw: dict, plan,
     bucket = (kw["height"], kw["width"])
     ranges = [plan.output_range(r) for r in range(plan.num_clips)]
     total = max(ranges[-1][1], plan.output_frames)
-    regions = plan_regions(track.boxes, track.mouths, ranges, options.dub_region, frame_hw, bucket)
+    regions = plan_regions(track.boxes, track.mouths, ranges, options.dub_region, frame_hw, bucket,
+                           feather=options.dub_feather)
     clip_of = np.zeros(total, np.int64)
     for r, (a, b) in enumerate(ranges):
         clip_of[a:b] = r
@@ -104,8 +106,7 @@ def face_dub_to_file(pipe, inputs, options, output_path, writer, kw: dict, plan,
     for r, frames in enumerate(pipe.iter_clips(inputs.image, callback_on_step_end=callback_on_step_end, **kw)):
         t0 = time.perf_counter()
         c = regions[r]
-        margin = 0.0 if c.region is None else 0.5 * min(c.region[2] - c.region[0], c.region[3] - c.region[1])
-        alpha = region_alpha(c.region, c.window, feather=min(margin, options.dub_feather))
+        alpha = c.alpha()
         out = []
         for j in range(frames.shape[1]):
             p = ranges[r][0] + j
@@ -121,4 +122,4 @@ def face_dub_to_file(pipe, inputs, options, output_path, writer, kw: dict, plan,
             on_frames(torch.from_numpy(u8).permute(3, 0, 1, 2).float() / 127.5 - 1)
         if on_clip is not None:
             on_clip(r, plan.num_clips, {**pipe.clip_seconds[r], "write": time.perf_counter() - t0})
-    return passed
+    return passed, regions

@@ -136,6 +136,7 @@ class VideoResult:
     elapsed: float  # seconds of generation and writing
     fps: int = FPS
     passed_through: int | None = None  # face dubbing: output frames without a face, left as the source
+    face_regions: list | None = None  # face dubbing: each clip's crop window and region (pipelines.face_region)
 
     @property
     def seconds(self) -> float:
@@ -327,10 +328,10 @@ def _face_dub(pipe, inputs, options, output_path, kw, plan, meta, on_frames, on_
     with VideoWriter(output_path, fps=fps, crf=options.crf, audio=inputs.audio, audio_bitrate=options.audio_bitrate,
                      max_frames=plan.output_frames, rounding=options.rounding, metadata=meta,
                      max_audio_seconds=plan.output_frames / fps if plan.capped else None) as writer:
-        passed = face_dub_to_file(pipe, inputs, options, output_path, writer, kw, plan, on_frames, on_clip, callback)
+        passed, regions = face_dub_to_file(pipe, inputs, options, output_path, writer, kw, plan, on_frames, on_clip, callback)
     info = inputs.dub_video.info
     return VideoResult(Path(output_path), options.seed, plan.num_clips, writer.frames_written,
-                       (info.height, info.width), time.perf_counter() - t0, fps, passed)
+                       (info.height, info.width), time.perf_counter() - t0, fps, passed, regions)
 
 
 # ------------------------------------------------------------------ output names

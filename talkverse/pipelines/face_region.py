@@ -32,6 +32,18 @@ class ClipRegion:
 
     window: tuple[int, int, int, int]
     region: np.ndarray | None
+    feather: float = 0.0  # the paste alpha's ramp in pixels (at most half the region's shorter side)
+
+    def alpha(self) -> np.ndarray:
+        """The paste alpha over the window, float [wh, ww] (:func:`region_alpha`)."""
+        return region_alpha(self.region, self.window, self.feather)
+
+    def frame_alpha(self, frame_hw: tuple[int, int]) -> np.ndarray:
+        """The paste alpha over the whole frame, float [H, W] (0 outside the window)."""
+        out = np.zeros(frame_hw, np.float32)
+        x0, y0, x1, y1 = self.window
+        out[y0:y1, x0:x1] = self.alpha()
+        return out
 
 
 def mouth_boxes(boxes: np.ndarray, mouths: np.ndarray | None) -> np.ndarray:
@@ -85,7 +97,7 @@ def place_window(center: tuple[float, float], size_hw: tuple[int, int], frame_hw
 
 def plan_regions(boxes: np.ndarray, mouths: np.ndarray | None, clip_ranges: list[tuple[int, int]], region: str,
                  frame_hw: tuple[int, int], bucket_hw: tuple[int, int], pad: float = 0.35,
-                 dilate: float = 0.08) -> list[ClipRegion]:
+                 dilate: float = 0.08, feather: float = 16.0) -> list[ClipRegion]:
     """Per clip: its crop window and dilated region box (``boxes``/``mouths`` [T, 4] full-frame pixels, NaN where
     lost; frames past T repeat the last, as the dubbing source does). A clip without a face borrows the window of
     the nearest clip with one (the model still needs a crop to continue from) and has no region."""
@@ -102,8 +114,9 @@ def plan_regions(boxes: np.ndarray, mouths: np.ndarray | None, clip_ranges: list
             out.append(None)
             continue
         centre = (0.5 * (face[0] + face[2]), 0.5 * (face[1] + face[3]))
-        reg = union_box(target[idx])
-        out.append(ClipRegion(place_window(centre, size, frame_hw), dilate_box(reg, dilate, frame_hw)))
+        reg = dilate_box(union_box(target[idx]), dilate, frame_hw)
+        ramp = min(feather, 0.5 * min(reg[2] - reg[0], reg[3] - reg[1]))
+        out.append(ClipRegion(place_window(centre, size, frame_hw), reg, ramp))
     have = [k for k, c in enumerate(out) if c is not None]
     return [c if c is not None else ClipRegion(out[min(have, key=lambda j: abs(j - k))].window, None)
             for k, c in enumerate(out)]

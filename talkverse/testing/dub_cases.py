@@ -63,3 +63,26 @@ def make_case(kind: str = "one", seconds: float = 1.0, height: int = 720, width:
             keypoints[t, p, :, 1] += y0
             boxes[t, p] = (x0, y0, x0 + face, y0 + face)
     return DubCase(frames, keypoints, boxes, audio)
+
+
+def write_case(case: DubCase, folder, new_speech_seed: int = 99) -> dict:
+    """Write ``case`` into ``folder``: ``source.mp4`` (25 fps, with no audio), ``track.npz`` (``keypoints_info``, the
+    DWPose layout), ``boxes.npy`` ([T, P, 4], NaN where absent), ``own.wav`` (the source's speech) and ``new.wav``
+    (babble from ``new_speech_seed``, as long). Returns the paths by those names (without extensions)."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from ..media.writer import VideoWriter
+
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = {k: d / f"{k}{ext}" for k, ext in (("source", ".mp4"), ("track", ".npz"), ("boxes", ".npy"),
+                                                ("own", ".wav"), ("new", ".wav"))}
+    with VideoWriter(paths["source"], fps=25) as w:
+        w.write(case.frames)
+    np.savez(paths["track"], keypoints_info=case.keypoints)
+    np.save(paths["boxes"], case.boxes)
+    sf.write(paths["own"], case.audio, 16000)
+    sf.write(paths["new"], babble_audio(len(case.audio) / 16000, new_speech_seed)[0], 16000)
+    return paths

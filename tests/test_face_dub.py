@@ -74,7 +74,7 @@ def _dub(pipe, paths, out, region="mouth", frames=8, steps=3, **kw):
     return result, written, source
 
 
-def _masks(result, frame_hw, n):
+def _masks(result, frame_hw, n, frames=8):
     """Per output frame: the paste alpha's support (the dilated region) and its feathered band."""
     from talkverse.eval.seam import feather_band
 
@@ -88,7 +88,7 @@ def _masks(result, frame_hw, n):
     from talkverse.pipelines.timeline import clip_output_range
 
     for r, (m, b) in enumerate(ranges):
-        s, e = clip_output_range(r, ClipGeometry(8))
+        s, e = clip_output_range(r, ClipGeometry(frames))
         out_mask += [m] * (min(e, n) - max(s, start))
         out_band += [b] * (min(e, n) - max(s, start))
     return np.stack(out_mask[:n]), np.stack(out_band[:n])
@@ -119,3 +119,68 @@ def test_only_the_mouth_changes_and_the_seam_is_invisible(demo, tmp_path):
     seam = seam_measure(out, src, band)
     print(f"seam {seam}, ratio {seam.ratio:.3f}; outside >= {outside.mean(axis=(1, 2)).min():.4f}")
     assert seam.pixels > 0 and seam.ratio <= 1.5, seam
+
+
+def test_masked_denoising_keeps_the_source_latents_outside_the_mask(demo):
+    """After the last step the latents outside the (latent) mask are the source clip's own latents, exactly; inside
+    they are generated. Without the mask the same cells move away from the source (the control)."""
+    import torch
+
+    from talkverse.pipelines.inpainting import latent_mask
+
+    rng = np.random.default_rng(0)
+    src = [rng.integers(0, 256, (128, 128, 3), dtype=np.uint8) for _ in range(5)]
+    wav = rng.normal(0, 0.1, 3200).astype(np.float32)  # 0.2 s: 5 frames, one clip of 8
+    mask = torch.zeros(128, 128)
+    mask[64:112, 32:96] = 1
+
+    def run(m):
+        last = {}
+
+        def grab(pipe, i, t, kw):
+            last["x"] = kw["latents"].clone()
+            return kw
+
+        demo(None, wav, height=128, width=128, frames_per_clip=8, num_inference_steps=3, dub_video=iter(src),
+             dub_strength=0.9, dub_mask=m, generator=torch.Generator().manual_seed(1), callback_on_step_end=grab,
+             progress=False)
+        return last["x"]
+
+    video = torch.from_numpy(np.stack(src)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    x0 = demo.encode_video(video).float()
+    lm = latent_mask(mask, x0.shape[-2:]).expand_as(x0).bool()
+    assert 0 < lm.float().mean() < 0.5
+    masked = run(mask)
+    assert torch.equal(masked[~lm], x0[~lm])
+    assert (masked[lm] - x0[lm]).abs().mean() > 0.05
+    assert (run(None)[~lm] - x0[~lm]).abs().mean() > 0.05
+
+
+@pytest.mark.slow
+def test_second_face_only(demo, tmp_path):
+    """Two faces, --dub_face_index 1: the first face's box is exactly the source in every written frame; the
+    second face's box changed."""
+    from talkverse.testing.dub_cases import write_case
+
+    case = make_case("two", seconds=0.36, height=360, width=640, face=144)
+    paths = write_case(case, tmp_path / "two")
+    result, out, src = _dub(demo, paths, tmp_path / "out.mp4", region="face", frames=12, dub_face_index=1)
+    x0, y0, x1, y1 = case.boxes[0, 0].astype(int)
+    np.testing.assert_array_equal(out[:, y0:y1, x0:x1], src[:, y0:y1, x0:x1])
+    x0, y0, x1, y1 = case.boxes[0, 1].astype(int)
+    assert (out[:, y0:y1, x0:x1] != src[:, y0:y1, x0:x1]).any(-1).mean() > 0.2
+
+
+@pytest.mark.slow
+def test_frames_without_the_face_pass_through_and_are_counted(demo, tmp_path):
+    """The face is away for 1 s (frames 5-29 of 35): those written frames are the source frames exactly, the result
+    counts 25 and says so in its log line; the frames with the face are dubbed."""
+    from talkverse.testing.dub_cases import write_case
+
+    paths = write_case(make_case("leaves", seconds=1.4, height=360, width=640, face=144), tmp_path / "leaves")
+    result, out, src = _dub(demo, paths, tmp_path / "out.mp4", region="mouth", frames=12, steps=2)
+    assert len(out) == 35 and result.passed_through == 25
+    assert "25 frames without the face passed through unchanged" in result.line()
+    np.testing.assert_array_equal(out[5:30], src[5:30])
+    changed = (out != src).any(-1).mean(axis=(1, 2))
+    assert (changed[:5] > 0).all() and (changed[30:] > 0).all()

@@ -56,6 +56,10 @@ def load_face_track(inputs, options) -> DubTrack:
     name = inputs.names.get("dub_video")
     if options.dub_track:
         track = read_track_file(options.dub_track, options.dub_face_index, options.dub_face_order)
+        frames = int(round(inputs.dub_video.info.duration * inputs.fps))
+        if abs(len(track) - frames) > 1:
+            raise FaceTrackError(f"{options.dub_track}: the track has {len(track)} frames, {name} has {frames} at "
+                                 f"{inputs.fps} fps (a track gives one box per frame at the model's fps)")
     else:
         with VideoReader(name) as reader:
             frames = np.stack(list(reader.iter_frames(inputs.fps)))

@@ -53,6 +53,8 @@ def media(tmp_path_factory):
 
     with VideoWriter(d / "silent.mp4") as w:  # a video without an audio track
         w.write(np.zeros((5, 64, 64, 3), np.uint8))
+    with VideoWriter(d / "long.mp4") as w:  # 1 s: longer than the 5-frame face track below
+        w.write(np.zeros((25, 64, 64, 3), np.uint8))
     (d / "taken.mp4").write_bytes(b"an earlier result")
     (d / "nofaces.json").write_text("[null, null, null]")  # face dubbing: a box list without a face
     np.save(d / "twofaces.npy", np.tile(np.array([[[4, 4, 20, 20], [40, 4, 56, 20]]], float), (5, 1, 1)))
@@ -98,6 +100,8 @@ FLAG_CASES = [
      ["nofaces.json", "no face found"]),
     (["--dub_video", F("silent.mp4"), "--dub_region", "face", "--dub_track", F("twofaces.npy"), "--dub_face_index",
       "2"], ["twofaces.npy", "--dub_face_index 2 is out of range: 2 faces found"]),
+    (["--dub_video", F("long.mp4"), "--dub_region", "face", "--dub_track", F("twofaces.npy")],
+     ["twofaces.npy", "the track has 5 frames", "long.mp4 has 25"]),
     (["--dub_video", F("silent.mp4"), "--dub_region", "lips"], ["--dub_region", "invalid choice: 'lips'"]),
     (["--dub_region", "face"], ["--dub_region", "only applies to dubbing"]),
     # the output

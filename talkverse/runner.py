@@ -54,6 +54,11 @@ class GenerationOptions:
     cfg_batch: bool = True
     dub_strength: float = 0.95
     dub_ref: str = "first"
+    dub_region: str = "full"  # "full" (regenerate the whole frame), or "face" / "mouth" (talkverse.facedub)
+    dub_face_index: int = 0  # the face to dub, counted in dub_face_order
+    dub_face_order: str = "left-to-right"  # or "size" (largest first)
+    dub_track: str | None = None  # a face track file (DWPose npz, box npz/npy/json); None: the face detector
+    dub_feather: float = 16.0  # paste-back feather in source pixels (inside the dilated region)
     crf: int = 10
     audio_bitrate: str = "192k"
     rounding: str = "nearest"
@@ -64,6 +69,14 @@ class GenerationOptions:
         if self.size:
             table_size(self.size)
         check_size_spec(self.size_bucket)
+        from .pipelines.face_track import DUB_REGIONS, FACE_ORDERS
+
+        if self.dub_region not in DUB_REGIONS:
+            raise ValueError(f"--dub_region must be one of {', '.join(DUB_REGIONS)}, got {self.dub_region!r}")
+        if self.dub_face_order not in FACE_ORDERS:
+            raise ValueError(f"--dub_face_order must be one of {', '.join(FACE_ORDERS)}, got {self.dub_face_order!r}")
+        if self.dub_face_index < 0:
+            raise ValueError(f"--dub_face_index must be >= 0, got {self.dub_face_index}")
         return self
 
     def resolved(self) -> "GenerationOptions":
@@ -82,6 +95,7 @@ class DecodedInputs:
     names: dict = field(default_factory=dict)  # "image" / "audio" / "dub_video" / "pose_video" -> the path given
     pose_video: object | None = None  # a talkverse.media.video.VideoReader, or None
     fps: int = FPS  # the model's video rate (25; S2V-14B: 16)
+    face_track: object | None = None  # dub_region face/mouth: the talkverse.pipelines.face_track.DubTrack
     _dub_iter: Iterator | None = None
     _dub_first: np.ndarray | None = None
 
@@ -121,6 +135,8 @@ class VideoResult:
     size: tuple[int, int]  # (height, width)
     elapsed: float  # seconds of generation and writing
     fps: int = FPS
+    passed_through: int | None = None  # face dubbing: output frames without a face, left as the source
+    face_regions: list | None = None  # face dubbing: each clip's crop window and region (pipelines.face_region)
 
     @property
     def seconds(self) -> float:
@@ -128,7 +144,10 @@ class VideoResult:
 
     def line(self) -> str:
         return (f"wrote {self.video_path} ({self.frames} frames, {self.seconds:.2f} s, {self.size[1]}x{self.size[0]}, "
-                f"{self.num_clips} clip{'s' if self.num_clips != 1 else ''}, seed {self.seed})")
+                f"{self.num_clips} clip{'s' if self.num_clips != 1 else ''}, seed {self.seed}"
+                + ("" if self.passed_through is None else
+                   f"; {self.passed_through} frame{'s' if self.passed_through != 1 else ''} without the face passed "
+                   "through unchanged") + ")")
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -268,6 +287,8 @@ def generate_to_file(pipe, inputs: DecodedInputs | None, options: GenerationOpti
                        f"shift={float(pipe.scheduler.config.flow_shift)} guide={options.guidance_scale} "
                        f"frames={options.frames_per_clip}"}
     fps = pipe.family.fps
+    if face_dub(inputs, options):
+        return _face_dub(pipe, inputs, options, output_path, kw, plan, meta, on_frames, on_clip, callback_on_step_end)
     with VideoWriter(output_path, fps=fps, crf=options.crf, audio=inputs.audio, audio_bitrate=options.audio_bitrate,
                      max_frames=plan.output_frames, rounding=options.rounding, metadata=meta,
                      max_audio_seconds=plan.output_frames / fps if plan.capped else None) as writer:
@@ -281,6 +302,36 @@ def generate_to_file(pipe, inputs: DecodedInputs | None, options: GenerationOpti
                 on_clip(clip, plan.num_clips, {**pipe.clip_seconds[clip], "write": time.perf_counter() - t0})
     return VideoResult(Path(output_path), options.seed, plan.num_clips, writer.frames_written, size,
                        time.perf_counter() - t0, fps)
+
+
+def face_dub(inputs: DecodedInputs | None, options: GenerationOptions) -> bool:
+    """Whether this request dubs only a face (``dub_region`` face/mouth with a dubbing source)."""
+    return inputs is not None and inputs.dub_video is not None and options.dub_region != "full"
+
+
+def _face_dub(pipe, inputs, options, output_path, kw, plan, meta, on_frames, on_clip, callback) -> VideoResult:
+    """generate_to_file for ``dub_region`` face/mouth: the crops at the model bucket (``size``/a fixed WxH, else the
+    ``size_bucket`` entry nearest the face's aspect ratio), the video at the source's size (talkverse.facedub)."""
+    from .facedub import face_dub_to_file, load_face_track
+    from .media.writer import VideoWriter
+
+    t0 = time.perf_counter()
+    hw = output_size(inputs, options)
+    if hw is None:
+        b = load_face_track(inputs, options).boxes
+        b = b[np.isfinite(b).all(1)]
+        hw = choose_bucket(float(np.median(b[:, 3] - b[:, 1])), float(np.median(b[:, 2] - b[:, 0])),
+                           options.size_bucket)
+    kw = {**kw, "height": hw[0], "width": hw[1]}
+    kw.pop("size_bucket", None)
+    fps = pipe.family.fps
+    with VideoWriter(output_path, fps=fps, crf=options.crf, audio=inputs.audio, audio_bitrate=options.audio_bitrate,
+                     max_frames=plan.output_frames, rounding=options.rounding, metadata=meta,
+                     max_audio_seconds=plan.output_frames / fps if plan.capped else None) as writer:
+        passed, regions = face_dub_to_file(pipe, inputs, options, output_path, writer, kw, plan, on_frames, on_clip, callback)
+    info = inputs.dub_video.info
+    return VideoResult(Path(output_path), options.seed, plan.num_clips, writer.frames_written,
+                       (info.height, info.width), time.perf_counter() - t0, fps, passed, regions)
 
 
 # ------------------------------------------------------------------ output names

@@ -53,7 +53,11 @@ def media(tmp_path_factory):
 
     with VideoWriter(d / "silent.mp4") as w:  # a video without an audio track
         w.write(np.zeros((5, 64, 64, 3), np.uint8))
+    with VideoWriter(d / "long.mp4") as w:  # 1 s: longer than the 5-frame face track below
+        w.write(np.zeros((25, 64, 64, 3), np.uint8))
     (d / "taken.mp4").write_bytes(b"an earlier result")
+    (d / "nofaces.json").write_text("[null, null, null]")  # face dubbing: a box list without a face
+    np.save(d / "twofaces.npy", np.tile(np.array([[[4, 4, 20, 20], [40, 4, 56, 20]]], float), (5, 1, 1)))
     (d / "batch_bad.json").write_text("[{\"image\": \"face.png\",")
     (d / "batch_empty.jsonl").write_text("# nothing\n")
     return d
@@ -90,6 +94,16 @@ FLAG_CASES = [
     (["--dub_video", F("speech.wav")], ["speech.wav", "no video stream"]),
     (["--dub_video", F("silent.mp4"), "--dub_strength", "1.5"], ["--dub_strength", "(0, 1]"]),
     (["--dub_strength", "0.5"], ["--dub_strength", "only applies to dubbing"]),
+    # dubbing only the face (docs/inference.md "Dubbing only the face")
+    (["--dub_video", F("silent.mp4"), "--dub_region", "face"], ["silent.mp4", "no face found in any of its"]),
+    (["--dub_video", F("silent.mp4"), "--dub_region", "mouth", "--dub_track", F("nofaces.json")],
+     ["nofaces.json", "no face found"]),
+    (["--dub_video", F("silent.mp4"), "--dub_region", "face", "--dub_track", F("twofaces.npy"), "--dub_face_index",
+      "2"], ["twofaces.npy", "--dub_face_index 2 is out of range: 2 faces found"]),
+    (["--dub_video", F("long.mp4"), "--dub_region", "face", "--dub_track", F("twofaces.npy")],
+     ["twofaces.npy", "the track has 5 frames", "long.mp4 has 25"]),
+    (["--dub_video", F("silent.mp4"), "--dub_region", "lips"], ["--dub_region", "invalid choice: 'lips'"]),
+    (["--dub_region", "face"], ["--dub_region", "only applies to dubbing"]),
     # the output
     (["--save_file", F("folder")], ["folder", "is a folder"]),
     (["--save_file", F("notes.txt/out.mp4")], ["notes.txt", "is a file, not a folder"]),

@@ -37,7 +37,7 @@ def _given(args, parser, name: str) -> bool:
 
 # Flags each mode ignores, so a user who gives one is told instead of silently getting something else.
 SINGLE_ONLY = ("image", "audio", "dub_video", "pose_video", "save_file", "save_frames_npy")
-DUB_ONLY = ("dub_strength", "dub_ref")
+DUB_ONLY = ("dub_strength", "dub_ref", "dub_region", "dub_face_index", "dub_face_order", "dub_track", "dub_feather")
 
 
 def check_flag_combinations(args, parser) -> None:

@@ -75,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dub_strength", type=float, default=0.95, help="dubbing noise strength in (0, 1] (default 0.95)")
     i.add_argument("--dub_ref", default="first", choices=["first", "segment-random"],
                    help="dubbing reference frame: the first source frame, or a seeded random frame per clip")
+    i.add_argument("--dub_region", default="full", choices=["full", "face", "mouth"],
+                   help="dubbing: regenerate the whole frame (default), or only the face / the mouth region, pasted "
+                        "back into the source at its own resolution (docs/inference.md 'Dubbing only the face')")
+    i.add_argument("--dub_face_index", type=int, default=0,
+                   help="with several faces: which one to dub, counted in --dub_face_order (default 0)")
+    i.add_argument("--dub_face_order", default="left-to-right", choices=["left-to-right", "size"],
+                   help="how --dub_face_index counts faces: left to right (default) or largest first")
+    i.add_argument("--dub_track", help="the face track: a DWPose-layout npz (keypoints_info), an npz/npy of boxes "
+                                       "[T, 4] or [T, K, 4], or a json box list; default: mediapipe's face detector")
+    i.add_argument("--dub_feather", type=float, default=16.0,
+                   help="paste-back feather width in source pixels, inside the dilated region (default 16)")
 
     s = p.add_argument_group("size and length")
     s.add_argument("--size_bucket", default="fasttalk-720",
@@ -159,7 +170,8 @@ def options_from_args(args):
         num_inference_steps=args.sample_steps, guidance_scale=args.sample_guide_scale, seed=args.base_seed,
         sync_shift_frames=args.sync_shift_frames, start_from_ref=args.start_from_ref,
         first_clip_motion=args.first_clip_motion, cfg_batch=not args.no_cfg_batch, dub_strength=args.dub_strength,
-        dub_ref=args.dub_ref, crf=args.crf, audio_bitrate=args.audio_bitrate, progress=not args.quiet)
+        dub_ref=args.dub_ref, dub_region=args.dub_region, dub_face_index=args.dub_face_index,
+        dub_face_order=args.dub_face_order, dub_track=args.dub_track, dub_feather=args.dub_feather, crf=args.crf, audio_bitrate=args.audio_bitrate, progress=not args.quiet)
 
 
 def checked_options(args, parser):
@@ -203,11 +215,13 @@ def _print_clip_seconds(clip: int, num_clips: int, sec: dict) -> None:
 
 
 def run_single(args, parser) -> int:
+    from ..facedub import load_face_track
     from ..media.audio import AudioError
     from ..media.image import ImageError
     from ..media.video import VideoError
     from ..parallel.distributed import launched_rank, launched_world_size
-    from ..runner import OutputError, check_output_path, default_output_path, load_inputs
+    from ..pipelines.face_track import FaceTrackError
+    from ..runner import OutputError, check_output_path, default_output_path, face_dub, load_inputs
 
     options = checked_options(args, parser).resolved()
     if args.image is None and args.dub_video is None:
@@ -232,7 +246,9 @@ def run_single(args, parser) -> int:
         try:
             out = check_output_path(target, args.overwrite)
             inputs = load_inputs(args.image, args.audio, args.dub_video, args.pose_video, fps=_fps(args))
-        except (ImageError, AudioError, VideoError, OutputError) as e:
+            if face_dub(inputs, options):  # the face to dub is found (or not) before any model loads
+                load_face_track(inputs, options)
+        except (ImageError, AudioError, VideoError, OutputError, FaceTrackError) as e:
             raise UsageError(str(e)) from None
     try:
         return _generate(args, options, inputs, out, host)

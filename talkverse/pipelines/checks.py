@@ -80,11 +80,29 @@ def check_call(pipe, a: dict) -> None:
     if unknown:
         raise ValueError(f"callback_on_step_end_tensor_inputs: {unknown} are not among "
                          f"{pipe._callback_tensor_inputs}")
+    if a.get("dub_mask") is not None and a["dub_video"] is None:
+        raise ValueError("dub_mask: masked dubbing needs dub_video (the source whose surroundings are kept)")
     if a.get("pose_video") is not None and not pipe.family.pose:
         raise ValueError(f"pose_video: the {pipe.family.name} model has no pose branch (only s2v-14B takes a pose video)")
     g = a["generator"]
     if g is not None and not isinstance(g, (torch.Generator, list, tuple)):
         raise ValueError(f"generator must be a torch.Generator or a list of them, got {type(g).__name__}")
+
+
+def check_dub_mask(mask, height: int, width: int, num_clips: int) -> list | None:
+    """``dub_mask`` as one [H, W] float tensor per clip (None stays None); ValueError naming it otherwise."""
+    if mask is None:
+        return None
+    masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * num_clips
+    if len(masks) < num_clips:
+        raise ValueError(f"dub_mask: {len(masks)} masks for {num_clips} clips")
+    out = []
+    for m in masks[:num_clips]:
+        m = torch.as_tensor(m).float()
+        if tuple(m.shape) != (height, width):
+            raise ValueError(f"dub_mask: each mask must be [H, W] = [{height}, {width}], got {list(m.shape)}")
+        out.append(m)
+    return out
 
 
 def signature_of_call(iter_clips) -> inspect.Signature:

@@ -50,6 +50,7 @@ class SamplingSettings:
     first_clip_motion: str  # "drop" | "zeros" | "reference"
     start_from_ref: bool
     dub_strength: float | None  # None: not a dub
+    masked: bool = False  # masked dubbing (dub_mask given): RePaint blending after every step
 
 
 def clip_generator(generator: torch.Generator | list[torch.Generator] | None, clip: int) -> torch.Generator | None:

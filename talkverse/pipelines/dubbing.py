@@ -41,6 +41,7 @@ class DubSource:
         self._frames: dict[int, torch.Tensor] = {}
         self._next = 0
         self._last: torch.Tensor | None = None
+        self.x0: torch.Tensor | None = None  # the last clip's clean source latents (masked denoising keeps them)
 
     def _get(self, index: int) -> torch.Tensor:
         while self._next <= index and self._it is not None:
@@ -79,6 +80,7 @@ class DubSource:
             x0 = encode(src)
         else:
             x0 = encode(torch.cat([buffer.to(src), src], dim=2))[:, :, -geometry.latent_frames:]
+        self.x0 = x0.to(eps)
         return dub_init(x0.to(eps), eps, self.schedule, mode=self.mix)
 
     def reference_index(self, clip: int, clip_seed: int | None, geometry: ClipGeometry,

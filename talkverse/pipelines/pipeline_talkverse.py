@@ -25,13 +25,14 @@ from tqdm.auto import tqdm
 from ..models.text_encoder import pad_context
 from ..models.transformer_talkverse import TalkVerseTransformer3DModel
 from ..parallel.state import SingleProcess
-from .checks import check_call, check_motion_size, check_output_type, signature_of_call
+from .checks import check_call, check_dub_mask, check_motion_size, check_output_type, signature_of_call
 from .components import ComponentsMixin
 from .conditioning import SamplingSettings, VideoConditioning, clip_generator, clip_noise
 from .dubbing import DubSource
 from .encoding import EncodingMixin
 from .family import ModelFamily, family, family_of
 from .guidance import branch_velocities, guide
+from .inpainting import RepaintBlend, latent_mask
 from .output import TalkVersePipelineOutput, postprocess_video
 from .scheduling import dub_schedule, set_schedule
 from .timeline import ClipGeometry, ClipPlan, plan_clips, plan_from_features, video_lead_frames
@@ -129,9 +130,11 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
     @torch.no_grad()
     def denoise_clip(self, latents: torch.Tensor, cond: VideoConditioning, clip: int, motion_latents, timesteps,
                      guidance_scale: float, cfg_batch: bool = True, callback_on_step_end=None,
-                     callback_on_step_end_tensor_inputs=("latents",), progress: bool = True) -> torch.Tensor:
+                     callback_on_step_end_tensor_inputs=("latents",), progress: bool = True,
+                     blend=None) -> torch.Tensor:
         """Sample clip ``clip`` from ``latents`` [1, 48, F_lat, h, w] (noise, or the dubbing init) over ``timesteps``
         (the scheduler already set by :meth:`set_timesteps`). Returns fp32 latents. CFG: talkverse.pipelines.guidance.
+        ``blend(x, sigma)``: masked dubbing (talkverse.pipelines.inpainting), applied after every step.
         """
         tr = self.transformer
         dev, dtype = self.exec_device, next(tr.parameters()).dtype
@@ -160,6 +163,8 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                 v_c, v_u = branch_velocities(forward, shared, branch, uncond, cfg_batch, self.parallel)
                 v = guide(v_c, v_u, guidance_scale)
                 x = self.scheduler.step(v, t, x, return_dict=False)[0]
+                if blend is not None:
+                    x = blend(x, float(self.scheduler.sigmas[self.scheduler.step_index]))
                 if callback_on_step_end is not None:
                     named = {"latents": x, "noise_pred": v, "noise_pred_cond": v_c, "noise_pred_uncond": v_u,
                              "motion_latents": motion_latents, "ref_latents": cond.ref_latents,
@@ -197,7 +202,7 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                    audio_features: torch.Tensor | None = None, sync_shift_frames: int | None = None,
                    start_from_ref: bool = False, first_clip_motion: str | None = None, cfg_batch: bool = True,
                    dub_video: Iterable | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
-                   pose_video: Iterable | None = None,
+                   dub_mask=None, pose_video: Iterable | None = None,
                    callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",),
                    progress: bool = True) -> Iterator[torch.Tensor]:
         """The iterator form of ``__call__`` (same arguments): yields each clip's output frames [3, n, H, W]
@@ -220,11 +225,13 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                 sync_shift_frames, start_from_ref, prompt_embeds, negative_prompt_embeds, audio_features, pose_video)
             settings = SamplingSettings(num_inference_steps, guidance_scale, cfg_batch,
                                         first_clip_motion or self.config.first_clip_motion, start_from_ref,
-                                        dub_strength if frames_in is not None else None)
+                                        dub_strength if frames_in is not None else None,
+                                        frames_in is not None and dub_mask is not None)
             check_motion_size(cond.height, cond.width, cond.plan.num_clips > 1 or start_from_ref
                               or settings.first_clip_motion != "drop", self.vae.config.scale_factor_spatial)
             if frames_in is not None:
                 dub = DubSource(frames_in, cond.height, cond.width, None, dub_ref, image_fit)
+                dub.masks = check_dub_mask(dub_mask, cond.height, cond.width, cond.plan.num_clips)
                 if dub_ref == "first":
                     cond.ref_latents = self.encode_video(dub.frame_tensor(0))
         # Every rank runs the DiT on the host's encodings and settings; the other ranks' arguments are not used.
@@ -263,6 +270,7 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
             if host:
                 g = clip_generator(generator, r)
                 x = latents[r].reshape(shape).to(dev) if latents is not None else clip_noise(g, shape, dev)
+                eps = x
                 if dub is not None:
                     dub.schedule = dub_sched
                     x = dub.init_latents(self.encode_video, r, buffer if continuation else None, geo, x,
@@ -270,12 +278,19 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                     if dub.ref_mode == "segment-random":
                         k = dub.reference_index(r, None if g is None else g.initial_seed(), geo, st.start_from_ref)
                         cond.ref_latents = self.encode_video(dub.frame_tensor(k))
+            blend = None
+            if st.masked:  # RePaint: every rank blends with the host's source latents, noise and mask
+                eps = par.share_tensor(eps if host else None, shape)
+                x0 = par.share_tensor(dub.x0 if host else None, shape)
+                m = par.share_tensor(latent_mask(dub.masks[r], shape[-2:]).to(dev) if host else None,
+                                     (1, 1, 1, *shape[-2:]))
+                blend = RepaintBlend(x0, eps, m)
             x = par.share_tensor(x, shape)
             if st.dub_strength is not None:
                 cond.ref_latents = par.share_tensor(cond.ref_latents if host else None, tuple(cond.ref_latents.shape))
             t1 = time.perf_counter()
             out = self.denoise_clip(x, cond, r, motion, timesteps, st.guidance_scale, st.cfg_batch, callback,
-                                    callback_inputs, progress=progress and host)
+                                    callback_inputs, progress=progress and host, blend=blend)
             t2 = time.perf_counter()
             if not host:
                 continue
@@ -325,6 +340,9 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                 consumed lazily) to regenerate talking ``audio``.
             dub_strength: dubbing noise strength in (0, 1].
             dub_ref: dubbing reference: "first" source frame, or "segment-random" (a seeded frame per clip).
+            dub_mask: masked dubbing: the region to regenerate, float [H, W] at the output size (1 = regenerate),
+                or a list with one per clip; after every step the latents outside it are the source's noised to
+                the current sigma (RePaint). None: the whole frame.
             pose_video: S2V-14B only: the pose (DWPose skeleton) frames at the model's 16 fps from the video's start
                 (HxWx3 uint8 arrays or PIL images, consumed lazily); None = no pose (zero pose latents).
             output_type: "np", "pt" or "pil" (see :class:`TalkVersePipelineOutput`).

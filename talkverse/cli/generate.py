@@ -103,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sample_shift", type=float, default=5.0, help="flow shift of the sigma schedule (s2v-14B: 3)")
     g.add_argument("--sample_guide_scale", type=float, default=6.5, help="CFG scale for text and audio together "
                                                                          "(<= 1 disables CFG; s2v-14B: 4.5)")
+    g.add_argument("--cache", default="none", choices=["none", "first_block", "mag", "taylorseer"],
+                   help="training-free step caching (diffusers hooks; one state per CFG branch, reset every clip; "
+                        "docs/performance.md): first_block skips the other blocks while block 0's residual changes "
+                        "by less than --cache_threshold (default 0.1); mag skips steps by MagCache's magnitude ratios "
+                        "(--cache_mag_ratios; threshold default 0.06); taylorseer extrapolates all but every "
+                        "--cache_interval-th step (default 3) after 3 warm-up steps")
+    g.add_argument("--cache_threshold", type=float, default=None, help="first_block / mag threshold (see --cache)")
+    g.add_argument("--cache_interval", type=int, default=None, help="taylorseer: one full step every N (default 3)")
+    g.add_argument("--cache_mag_ratios", default=None,
+                   help="mag: comma-separated per-step magnitude ratios (MagCacheConfig(calibrate=True) prints them)")
     g.add_argument("--base_seed", type=int, default=-1, help="seed; clip r uses seed + r; -1 = random (printed and "
                                                              "written to the mp4 metadata)")
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..models.text_encoder import pad_context
 from ..models.transformer_talkverse import TalkVerseTransformer3DModel
 from ..parallel.state import SingleProcess
+from .caching import cache_enabled, cache_scope, reset_step_cache
 from .checks import check_call, check_motion_size, check_output_type, signature_of_call
 from .components import ComponentsMixin
 from .conditioning import SamplingSettings, VideoConditioning, clip_generator, clip_noise
@@ -132,6 +133,8 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                      callback_on_step_end_tensor_inputs=("latents",), progress: bool = True) -> torch.Tensor:
         """Sample clip ``clip`` from ``latents`` [1, 48, F_lat, h, w] (noise, or the dubbing init) over ``timesteps``
         (the scheduler already set by :meth:`set_timesteps`). Returns fp32 latents. CFG: talkverse.pipelines.guidance.
+        With a step cache on the transformer (talkverse.pipelines.caching) each CFG branch runs as its own pass with
+        its own cache state, and every state is reset before and after the clip.
         """
         tr = self.transformer
         dev, dtype = self.exec_device, next(tr.parameters()).dtype
@@ -148,11 +151,20 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
             uncond = {"encoder_hidden_states": ctx_null, "audio_embeds": tuple(e[1:] for e in emb)}
         else:
             branch = {"encoder_hidden_states": ctx, "audio_embeds": tr.encode_audio(audio)}
-        forward = lambda **kw: tr(**kw).sample  # noqa: E731
+        cfg_batch = cfg_batch and not cache_enabled(tr)  # a cache keeps one state per branch: one pass per branch
+        step = 0
+
+        def forward(name: str, **kw) -> torch.Tensor:
+            with cache_scope(tr, name, step, len(timesteps), kw["timestep"]):
+                return tr(**kw).sample
+
         x = latents.to(dev, torch.float32)
         bar = self.progress_bar(total=len(timesteps)) if progress else contextlib.nullcontext()
-        with bar as pbar:
+        reset_step_cache(tr)
+        with bar as pbar, contextlib.ExitStack() as done:
+            done.callback(reset_step_cache, tr)
             for i, t in enumerate(timesteps):
+                step = i
                 shared = {"hidden_states": x.to(dtype), "timestep": t.reshape(1).to(dev, torch.float32),
                           "ref_latents": ref, "motion_latents": motion}
                 if pose is not None:
@@ -320,7 +332,9 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
             first_clip_motion: "drop" (the reference), "zeros" (19 zero latents, as in training) or "reference"
                 (the motion history before the video is the still portrait, encoded); None: the model's
                 ``config.first_clip_motion``.
-            cfg_batch: run both CFG branches as one batch of 2 (else two passes, less memory).
+            cfg_batch: run both CFG branches as one batch of 2 (else two passes, less memory). Ignored while a step
+                cache is enabled (``pipe.transformer.enable_cache``; talkverse.pipelines.caching): each branch then
+                runs as its own pass with its own cache state.
             dub_video: dubbing: the source frames at 25 fps (an iterable of HxWx3 uint8 arrays or PIL images,
                 consumed lazily) to regenerate talking ``audio``.
             dub_strength: dubbing noise strength in (0, 1].

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sample_shift", type=float, default=5.0, help="flow shift of the sigma schedule (s2v-14B: 3)")
     g.add_argument("--sample_guide_scale", type=float, default=6.5, help="CFG scale for text and audio together "
                                                                          "(<= 1 disables CFG; s2v-14B: 4.5)")
+    g.add_argument("--cfg_truncation", type=float, default=1.0,
+                   help="CFG truncation: the fraction of each clip's steps, from the first, that run the "
+                        "unconditional pass (default 1 = every step; 0.5 halves the unconditional passes)")
     g.add_argument("--cache", default="none", choices=["none", "first_block", "mag", "taylorseer"],
                    help="training-free step caching (diffusers hooks; one state per CFG branch, reset every clip; "
                         "docs/performance.md): first_block skips the other blocks while block 0's residual changes "
@@ -168,7 +171,8 @@ def options_from_args(args):
         image_fit=args.image_fit, frames_per_clip=args.infer_frames, num_clips=args.num_clip,
         num_inference_steps=args.sample_steps, guidance_scale=args.sample_guide_scale, seed=args.base_seed,
         sync_shift_frames=args.sync_shift_frames, start_from_ref=args.start_from_ref,
-        first_clip_motion=args.first_clip_motion, cfg_batch=not args.no_cfg_batch, dub_strength=args.dub_strength,
+        first_clip_motion=args.first_clip_motion, cfg_batch=not args.no_cfg_batch,
+        cfg_truncation=args.cfg_truncation, dub_strength=args.dub_strength,
         dub_ref=args.dub_ref, crf=args.crf, audio_bitrate=args.audio_bitrate, progress=not args.quiet)
 
 

@@ -36,6 +36,8 @@ def check_values(args) -> None:
         raise UsageError(f"--crf must be in 0..51 (H.264), got {args.crf}")
     if not re.fullmatch(r"\d+(\.\d+)?[kKmM]?", str(args.audio_bitrate)):
         raise UsageError(f"--audio_bitrate {args.audio_bitrate!r}: use a number of bits/s such as 192k")
+    if not 0.0 <= getattr(args, "cfg_truncation", 1.0) <= 1.0:
+        raise UsageError(f"--cfg_truncation must be in [0, 1], got {args.cfg_truncation}")
     if getattr(args, "cache", "none") != "none":
         from ..pipelines.caching import check_cache_options
 

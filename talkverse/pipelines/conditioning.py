@@ -50,6 +50,7 @@ class SamplingSettings:
     first_clip_motion: str  # "drop" | "zeros" | "reference"
     start_from_ref: bool
     dub_strength: float | None  # None: not a dub
+    cfg_truncation: float = 1.0  # the fraction of the steps (from the first) that run the unconditional pass
 
 
 def clip_generator(generator: torch.Generator | list[torch.Generator] | None, clip: int) -> torch.Generator | None:

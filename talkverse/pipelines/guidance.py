@@ -1,7 +1,8 @@
 """Classifier-free guidance of one denoising step (inference.md §7).
 
 cond = (prompt, audio), uncond = (negative prompt, zero audio through the encoder), the same reference, motion and t;
-the same pose latents (S2V-14B's ``cond_states``); v = v_u + g (v_c - v_u), and only the conditional pass when g <= 1.
+the same pose latents (S2V-14B's ``cond_states``); v = v_u + g (v_c - v_u), and only the conditional pass when g <= 1
+and, with CFG truncation (``cfg_truncation`` < 1), after the first ``cfg_truncation`` fraction of the steps (v = v_c).
 The two branches run as one batch of 2 (``cfg_batch``, the default), as two passes, or, with CFG parallelism, one
 branch per rank group followed by one all_gather of the two velocities (``parallel.exchange_cfg``). Every DiT call is
 named (COND, UNCOND, BOTH) so that a step cache keeps each branch's state apart (talkverse.pipelines.caching).
@@ -40,6 +41,12 @@ def branch_velocities(forward: Callable[..., torch.Tensor], shared: dict, cond: 
                 encoder_hidden_states=torch.cat([cond["encoder_hidden_states"], uncond["encoder_hidden_states"]]),
                 audio_embeds=tuple(torch.cat([c, u]) for c, u in zip(cond["audio_embeds"], uncond["audio_embeds"])))
     return v[:1], v[1:]
+
+
+def uses_uncond(step: int, num_steps: int, guidance_scale: float, cfg_truncation: float) -> bool:
+    """Whether step ``step`` of ``num_steps`` runs the unconditional pass: CFG is on (scale > 1) and the step lies in
+    the first ``cfg_truncation`` fraction of the steps (1.0: every step; 0.5: the first half; after it v = v_cond)."""
+    return guidance_scale > 1.0 and step < cfg_truncation * num_steps
 
 
 def guide(v_cond: torch.Tensor, v_uncond: torch.Tensor | None, scale: float) -> torch.Tensor:

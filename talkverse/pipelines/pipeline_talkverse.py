@@ -32,7 +32,7 @@ from .conditioning import SamplingSettings, VideoConditioning, clip_generator, c
 from .dubbing import DubSource
 from .encoding import EncodingMixin
 from .family import ModelFamily, family, family_of
-from .guidance import branch_velocities, guide
+from .guidance import branch_velocities, guide, uses_uncond
 from .output import TalkVersePipelineOutput, postprocess_video
 from .scheduling import dub_schedule, set_schedule
 from .timeline import ClipGeometry, ClipPlan, plan_clips, plan_from_features, video_lead_frames
@@ -130,9 +130,11 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
     @torch.no_grad()
     def denoise_clip(self, latents: torch.Tensor, cond: VideoConditioning, clip: int, motion_latents, timesteps,
                      guidance_scale: float, cfg_batch: bool = True, callback_on_step_end=None,
-                     callback_on_step_end_tensor_inputs=("latents",), progress: bool = True) -> torch.Tensor:
+                     callback_on_step_end_tensor_inputs=("latents",), progress: bool = True,
+                     cfg_truncation: float = 1.0) -> torch.Tensor:
         """Sample clip ``clip`` from ``latents`` [1, 48, F_lat, h, w] (noise, or the dubbing init) over ``timesteps``
         (the scheduler already set by :meth:`set_timesteps`). Returns fp32 latents. CFG: talkverse.pipelines.guidance.
+        ``cfg_truncation``: the unconditional pass runs in the first ``cfg_truncation`` fraction of the steps only.
         With a step cache on the transformer (talkverse.pipelines.caching) each CFG branch runs as its own pass with
         its own cache state, and every state is reset before and after the clip.
         """
@@ -169,7 +171,8 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                           "ref_latents": ref, "motion_latents": motion}
                 if pose is not None:
                     shared["cond_states"] = pose
-                v_c, v_u = branch_velocities(forward, shared, branch, uncond, cfg_batch, self.parallel)
+                u = uncond if uses_uncond(i, len(timesteps), guidance_scale, cfg_truncation) else None
+                v_c, v_u = branch_velocities(forward, shared, branch, u, cfg_batch, self.parallel)
                 v = guide(v_c, v_u, guidance_scale)
                 x = self.scheduler.step(v, t, x, return_dict=False)[0]
                 if callback_on_step_end is not None:
@@ -208,7 +211,7 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                    prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
                    audio_features: torch.Tensor | None = None, sync_shift_frames: int | None = None,
                    start_from_ref: bool = False, first_clip_motion: str | None = None, cfg_batch: bool = True,
-                   dub_video: Iterable | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
+                   cfg_truncation: float = 1.0, dub_video: Iterable | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
                    pose_video: Iterable | None = None,
                    callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",),
                    progress: bool = True) -> Iterator[torch.Tensor]:
@@ -232,7 +235,7 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                 sync_shift_frames, start_from_ref, prompt_embeds, negative_prompt_embeds, audio_features, pose_video)
             settings = SamplingSettings(num_inference_steps, guidance_scale, cfg_batch,
                                         first_clip_motion or self.config.first_clip_motion, start_from_ref,
-                                        dub_strength if frames_in is not None else None)
+                                        dub_strength if frames_in is not None else None, cfg_truncation)
             check_motion_size(cond.height, cond.width, cond.plan.num_clips > 1 or start_from_ref
                               or settings.first_clip_motion != "drop", self.vae.config.scale_factor_spatial)
             if frames_in is not None:
@@ -287,7 +290,7 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                 cond.ref_latents = par.share_tensor(cond.ref_latents if host else None, tuple(cond.ref_latents.shape))
             t1 = time.perf_counter()
             out = self.denoise_clip(x, cond, r, motion, timesteps, st.guidance_scale, st.cfg_batch, callback,
-                                    callback_inputs, progress=progress and host)
+                                    callback_inputs, progress=progress and host, cfg_truncation=st.cfg_truncation)
             t2 = time.perf_counter()
             if not host:
                 continue
@@ -335,6 +338,9 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
             cfg_batch: run both CFG branches as one batch of 2 (else two passes, less memory). Ignored while a step
                 cache is enabled (``pipe.transformer.enable_cache``; talkverse.pipelines.caching): each branch then
                 runs as its own pass with its own cache state.
+            cfg_truncation: CFG truncation: the fraction of each clip's steps, from the first, that run the
+                unconditional pass (1.0, the default: every step; 0.5: the first half, then the conditional
+                velocity alone; 0: none). Saves (1 - cfg_truncation) of the unconditional DiT passes.
             dub_video: dubbing: the source frames at 25 fps (an iterable of HxWx3 uint8 arrays or PIL images,
                 consumed lazily) to regenerate talking ``audio``.
             dub_strength: dubbing noise strength in (0, 1].

@@ -52,6 +52,7 @@ class GenerationOptions:
     start_from_ref: bool = False
     first_clip_motion: str | None = None
     cfg_batch: bool = True
+    cfg_truncation: float = 1.0
     dub_strength: float = 0.95
     dub_ref: str = "first"
     dub_region: str = "full"  # "full" (regenerate the whole frame), or "face" / "mouth" (talkverse.facedub)
@@ -247,7 +248,8 @@ def pipeline_kwargs(pipe, inputs: DecodedInputs, options: GenerationOptions, pro
               num_inference_steps=options.num_inference_steps, guidance_scale=options.guidance_scale,
               generator=torch.Generator(device=pipe.exec_device).manual_seed(options.seed),
               sync_shift_frames=options.sync_shift_frames, start_from_ref=options.start_from_ref,
-              first_clip_motion=options.first_clip_motion, cfg_batch=options.cfg_batch, image_fit=options.image_fit,
+              first_clip_motion=options.first_clip_motion, cfg_batch=options.cfg_batch,
+              cfg_truncation=options.cfg_truncation, image_fit=options.image_fit,
               size_bucket=options.size_bucket if hw is None else "fasttalk-720", progress=options.progress)
     if hw is not None:
         kw["height"], kw["width"] = hw

@@ -126,6 +126,10 @@ FLAG_CASES = [
     (["--crf", "60"], ["--crf", "0..51"]),
     (["--audio_bitrate", "loud"], ["--audio_bitrate", "192k"]),
     (["--sample_solver", "euler"], ["--sample_solver", "invalid choice"]),
+    (["--cfg_truncation", "2"], ["--cfg_truncation", "[0, 1]"]),
+    (["--cache", "mag"], ["--cache", "mag_ratios"]),
+    (["--cache", "first_block", "--cache_threshold", "-1"], ["--cache", "threshold must be >= 0"]),
+    (["--cache", "mag", "--cache_mag_ratios", "1,x"], ["--cache_mag_ratios", "comma-separated numbers"]),
     # devices and parallelism
     (["--device", "cuda"], ["--device cuda", "no CUDA device"]),
     (["--device", "gpu0"], ["--device", "cpu, cuda or cuda:N"]),

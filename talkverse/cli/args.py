@@ -106,6 +106,12 @@ def load_pipeline_from_args(args, device, dit_only: bool = False):
                          dit_only=dit_only, profile=get("profile"), perf=perf, shift=get("sample_shift", 5.0),
                          solver=get("sample_solver", "unipc"))
     pipe.offload_encoders = pipe.offload_encoders or get("offload_model", False) or bool(profile.offload_encoders)
+    if get("cache", "none") != "none":  # a step cache on the DiT (talkverse.pipelines.caching)
+        from ..pipelines.caching import step_cache_config
+        from .values import mag_ratios
+
+        pipe.transformer.enable_cache(step_cache_config(args.cache, get("sample_steps", 50), get("cache_threshold"),
+                                                        get("cache_interval"), mag_ratios(args)))
     if get("quiet", False):
         pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -114,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sample_shift", type=float, default=5.0, help="flow shift of the sigma schedule (s2v-14B: 3)")
     g.add_argument("--sample_guide_scale", type=float, default=6.5, help="CFG scale for text and audio together "
                                                                          "(<= 1 disables CFG; s2v-14B: 4.5)")
+    g.add_argument("--cfg_truncation", type=float, default=1.0,
+                   help="CFG truncation: the fraction of each clip's steps, from the first, that run the "
+                        "unconditional pass (default 1 = every step; 0.5 halves the unconditional passes)")
+    g.add_argument("--cache", default="none", choices=["none", "first_block", "mag", "taylorseer"],
+                   help="training-free step caching (diffusers hooks; one state per CFG branch, reset every clip; "
+                        "docs/performance.md): first_block skips the other blocks while block 0's residual changes "
+                        "by less than --cache_threshold (default 0.1); mag skips steps by MagCache's magnitude ratios "
+                        "(--cache_mag_ratios; threshold default 0.06); taylorseer extrapolates all but every "
+                        "--cache_interval-th step (default 3) after 3 warm-up steps")
+    g.add_argument("--cache_threshold", type=float, default=None, help="first_block / mag threshold (see --cache)")
+    g.add_argument("--cache_interval", type=int, default=None, help="taylorseer: one full step every N (default 3)")
+    g.add_argument("--cache_mag_ratios", default=None,
+                   help="mag: comma-separated per-step magnitude ratios (MagCacheConfig(calibrate=True) prints them)")
     g.add_argument("--base_seed", type=int, default=-1, help="seed; clip r uses seed + r; -1 = random (printed and "
                                                              "written to the mp4 metadata)")
 
@@ -145,8 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_switches(o, [("--overwrite", "replace an existing output (single video) or regenerate items whose output "
                                      "exists (batch); without it nothing is ever overwritten")])
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bars (the loading bars included)")
-    o.add_argument("-v", "--verbose", action="store_true",
-                   help="per-clip stage timings (motion encode, denoise, decode, write) and full tracebacks")
+    o.add_argument("-v", "--verbose", action="store_true", help="per-clip stage timings and full tracebacks")
     return p
 
 
@@ -169,9 +181,10 @@ def options_from_args(args):
         image_fit=args.image_fit, frames_per_clip=args.infer_frames, num_clips=args.num_clip,
         num_inference_steps=args.sample_steps, guidance_scale=args.sample_guide_scale, seed=args.base_seed,
         sync_shift_frames=args.sync_shift_frames, start_from_ref=args.start_from_ref,
-        first_clip_motion=args.first_clip_motion, cfg_batch=not args.no_cfg_batch, dub_strength=args.dub_strength,
-        dub_ref=args.dub_ref, dub_region=args.dub_region, dub_face_index=args.dub_face_index,
-        dub_face_order=args.dub_face_order, dub_track=args.dub_track, dub_feather=args.dub_feather, crf=args.crf, audio_bitrate=args.audio_bitrate, progress=not args.quiet)
+        first_clip_motion=args.first_clip_motion, cfg_batch=not args.no_cfg_batch, cfg_truncation=args.cfg_truncation,
+        dub_strength=args.dub_strength, dub_ref=args.dub_ref, dub_region=args.dub_region,
+        dub_face_index=args.dub_face_index, dub_face_order=args.dub_face_order, dub_track=args.dub_track,
+        dub_feather=args.dub_feather, crf=args.crf, audio_bitrate=args.audio_bitrate, progress=not args.quiet)
 
 
 def checked_options(args, parser):

@@ -36,5 +36,25 @@ def check_values(args) -> None:
         raise UsageError(f"--crf must be in 0..51 (H.264), got {args.crf}")
     if not re.fullmatch(r"\d+(\.\d+)?[kKmM]?", str(args.audio_bitrate)):
         raise UsageError(f"--audio_bitrate {args.audio_bitrate!r}: use a number of bits/s such as 192k")
+    if not 0.0 <= getattr(args, "cfg_truncation", 1.0) <= 1.0:
+        raise UsageError(f"--cfg_truncation must be in [0, 1], got {args.cfg_truncation}")
+    if getattr(args, "cache", "none") != "none":
+        from ..pipelines.caching import check_cache_options
+
+        try:
+            check_cache_options(args.cache, args.cache_threshold, args.cache_interval, mag_ratios(args))
+        except ValueError as e:
+            raise UsageError(f"--cache: {e}") from None
     if args.ulysses_size < 1:
         raise UsageError(f"--ulysses_size must be >= 1, got {args.ulysses_size}")
+
+
+def mag_ratios(args) -> list[float] | None:
+    """--cache_mag_ratios "1.0,0.98,..." -> floats (UsageError on a bad number)."""
+    text = getattr(args, "cache_mag_ratios", None)
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--cache_mag_ratios {text!r}: comma-separated numbers, one per step") from None

@@ -6,19 +6,26 @@ and the reference RoPE slot ``ref_rope_t`` are config fields, and ``cond_dim`` a
 
 Token sequence: [noisy L_v | reference | FramePack motion]. Noisy tokens are modulated with the embedding of t,
 reference and motion tokens with the embedding of t = 0 ("two-segment modulation", split at L_v). Audio is
-injected into the noisy tokens after the blocks listed in ``audio_inject_layers``. The head sees noisy tokens only.
+injected into the noisy tokens after the blocks listed in ``audio_inject_layers``: the block calls its injector at the
+end of its own forward, so a block is the one unit that diffusers' step caches (``CacheMixin.enable_cache``; docs/
+performance.md "Step caching") skip or reuse, and a cached residual includes the audio. The head sees noisy tokens only.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.hooks import FasterCacheConfig, PyramidAttentionBroadcastConfig
+from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
+from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import FP32LayerNorm
@@ -48,6 +55,8 @@ class TalkVerseTransformerBlock(WanTransformerBlock):
     """diffusers ``WanTransformerBlock`` (same parameters) with two-segment modulation.
 
     ``temb`` is [B, 2, 6, D]: row 0 modulates tokens [0, split), row 1 tokens [split, L). ``split`` is a Python int.
+    ``inject``: this block's audio injector (``hidden_states -> hidden_states``), or None; it runs inside the block so
+    that a step cache treats block + injector as one unit.
     """
 
     # Both helpers work in place on a fresh fp32 tensor (a norm output, a projection output), one slice per segment:
@@ -74,6 +83,7 @@ class TalkVerseTransformerBlock(WanTransformerBlock):
         temb: torch.Tensor,
         rotary_emb: tuple[torch.Tensor, torch.Tensor],
         split: int,
+        inject: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         mod = self.scale_shift_table.float()[:, None] + temb.float()  # [B, 2, 6, D]
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.unbind(dim=2)
@@ -90,15 +100,28 @@ class TalkVerseTransformerBlock(WanTransformerBlock):
         # 3. Feed-forward.
         norm = self._modulate(self.norm3(hidden_states.float()), shift2, scale2, split).type_as(hidden_states)
         ff = self.ffn(norm)
-        return (hidden_states.float() + self._gate(ff.float(), gate2, split)).type_as(hidden_states)
+        hidden_states = (hidden_states.float() + self._gate(ff.float(), gate2, split)).type_as(hidden_states)
+        return hidden_states if inject is None else inject(hidden_states)
 
 
-class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
+# diffusers' block caches (FirstBlockCache, MagCache) look a block class up here: ours takes ``hidden_states`` first and
+# returns the new hidden states as one tensor (no encoder states out), as WanTransformerBlock does.
+TransformerBlockRegistry.register(TalkVerseTransformerBlock, TransformerBlockMetadata(
+    return_hidden_states_index=0, return_encoder_hidden_states_index=None))
+# Caches whose state is one per layer for every call (not per ``cache_context``): they would carry the conditional
+# branch's attention into the unconditional pass (and FasterCache expects an [uncond, cond] batch).
+UNSUPPORTED_CACHES = (FasterCacheConfig, PyramidAttentionBroadcastConfig)
+
+
+class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin, CacheMixin):
     r"""The TalkVerse S2V-5B diffusion transformer.
 
     Base modules use diffusers ``WanTransformer3DModel`` names; the S2V modules keep the reference names
     (``casual_audio_encoder``, ``audio_injector``, ``frame_packer``, ``trainable_cond_mask``) so TalkVerse
     checkpoints load without renaming.
+
+    Step caching: ``enable_cache(FirstBlockCacheConfig | MagCacheConfig | TaylorSeerCacheConfig)`` (diffusers'
+    ``CacheMixin``); the pipeline keeps one cache state per CFG branch and resets it every clip.
     """
 
     _supports_gradient_checkpointing = True
@@ -272,15 +295,22 @@ class TalkVerseTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Att
             parts.append(self.frame_packer(motion_latents).to(dtype) + role[ROLE_MOTION])
         return torch.cat(parts, dim=1)
 
+    def enable_cache(self, config) -> None:
+        """diffusers ``CacheMixin.enable_cache``, refusing the caches that cannot keep the CFG branches apart."""
+        if isinstance(config, UNSUPPORTED_CACHES):
+            raise ValueError(f"{type(config).__name__}: not supported by TalkVerseTransformer3DModel (its state is "
+                             "shared by the CFG branches); use FirstBlockCacheConfig, MagCacheConfig or "
+                             "TaylorSeerCacheConfig")
+        super().enable_cache(config)
+
     def _run_block(self, i: int, hidden_states, context, temb, rotary_emb, shard, split, audio_local, audio_global):
-        """Block i followed by its audio injector, if any (one unit for activation checkpointing).
+        """Block i with its audio injector, if any (one unit for activation checkpointing and for step caches).
 
         ``hidden_states`` are this process's tokens (``shard``); ``split`` = L_v is the global noisy length."""
-        hidden_states = self.blocks[i](hidden_states, context, temb, rotary_emb, shard.clamp(split))
         j = self.audio_injector.block_to_injector.get(i)
-        if j is not None:
-            hidden_states = self.audio_injector(j, hidden_states, shard, split, audio_local, audio_global)
-        return hidden_states
+        inject = None if j is None else functools.partial(
+            self.audio_injector, j, shard=shard, num_noisy=split, audio_local=audio_local, audio_global=audio_global)
+        return self.blocks[i](hidden_states, context, temb, rotary_emb, shard.clamp(split), inject)
 
     def head(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """Output head on tokens x [B, n, D], modulated by e(t) [B, 2, D] -> [B, n, p_t p_h p_w C] fp32."""

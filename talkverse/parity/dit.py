@@ -72,10 +72,13 @@ class _Recorder:
         if model.cond_encoder is not None:
             self._hook(model.cond_encoder, post=lambda o: {"embed.cond": o.flatten(2).transpose(1, 2)})
         self._hook(model.blocks[0], pre=lambda a: {"tokens": a[0]})
-        for i, block in enumerate(model.blocks):
-            self._hook(block, post=lambda o, i=i: {f"block.{i}.out": o, f"block.{i}.post": o})
         inj = model.audio_injector
-        self._hook(inj, post=self._post_inject, with_args=True)
+        # A block calls its injector at the end of its forward: "block.i.out" is then the injector's input, and the
+        # block's output is "block.i.post" (the same tensor as "block.i.out" for a block without an injector).
+        for i, block in enumerate(model.blocks):
+            self._hook(block, post=lambda o, i=i: {f"block.{i}.post": o} if i in inj.block_to_injector else
+                       {f"block.{i}.out": o, f"block.{i}.post": o})
+        self._hook(inj, pre=self._pre_inject, post=self._post_inject, with_args=True)
         for j in range(len(inj.injector)):  # the 5B fixtures store injector 0, the 14B ones every injector
             self._hook(inj.injector_adain_layers[j], post=lambda o, j=j: {f"inject.{j}.adain_out": o})
             self._hook(inj.injector[j], post=lambda o, j=j: {f"inject.{j}.attn_out": o})
@@ -84,6 +87,10 @@ class _Recorder:
     def _post_patch(self, out):
         self._patch_calls += 1
         return {("embed.noisy" if self._patch_calls == 1 else "embed.ref"): out.flatten(2).transpose(1, 2)}
+
+    def _pre_inject(self, args):
+        block = {j: b for b, j in self.model.audio_injector.block_to_injector.items()}[args[0]]
+        return {f"block.{block}.out": args[1]}
 
     def _post_inject(self, args, out):
         block = {j: b for b, j in self.model.audio_injector.block_to_injector.items()}[args[0]]

@@ -52,7 +52,11 @@ def run(fixtures: Path, folder: Path) -> Iterator[CaseResult]:
             if key in forward:
                 inputs, _ = case_inputs(fixtures / "dit_tiny", "b_later_clip")
                 captured = {}
-                h = model.blocks[0].register_forward_hook(lambda m, a, o: captured.__setitem__("block0", o))
+                # "mid.block.0.out" is block 0 before its audio injection (the block calls its injector itself)
+                j0 = model.audio_injector.block_to_injector.get(0)
+                h = model.blocks[0].register_forward_hook(lambda m, a, o: captured.__setitem__("block0", o)) \
+                    if j0 is None else model.audio_injector.register_forward_pre_hook(
+                        lambda m, a: captured.__setitem__("block0", a[1]) if a[0] == j0 else None)
                 with torch.no_grad():
                     out = model(**inputs).sample[0]
                     e, _ = model.embed_time(inputs["timestep"])

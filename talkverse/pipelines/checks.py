@@ -71,6 +71,8 @@ def check_call(pipe, a: dict) -> None:
         raise ValueError(f"guidance_scale must be a finite number >= 0, got {a['guidance_scale']}")
     if a["sync_shift_frames"] is not None and a["sync_shift_frames"] < 0:
         raise ValueError(f"sync_shift_frames must be >= 0 or None, got {a['sync_shift_frames']}")
+    if not 0.0 <= a["cfg_truncation"] <= 1.0:  # NaN fails too
+        raise ValueError(f"cfg_truncation must be in [0, 1], got {a['cfg_truncation']}")
     _choice("first_clip_motion", a["first_clip_motion"], (None, "drop", "zeros", "reference"))
     _choice("image_fit", a["image_fit"], FIT_MODES)
     _choice("dub_ref", a["dub_ref"], DUB_REF_MODES)

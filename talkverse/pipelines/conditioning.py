@@ -51,6 +51,7 @@ class SamplingSettings:
     start_from_ref: bool
     dub_strength: float | None  # None: not a dub
     masked: bool = False  # masked dubbing (dub_mask given): RePaint blending after every step
+    cfg_truncation: float = 1.0  # the fraction of the steps (from the first) that run the unconditional pass
 
 
 def clip_generator(generator: torch.Generator | list[torch.Generator] | None, clip: int) -> torch.Generator | None:

@@ -25,13 +25,14 @@ from tqdm.auto import tqdm
 from ..models.text_encoder import pad_context
 from ..models.transformer_talkverse import TalkVerseTransformer3DModel
 from ..parallel.state import SingleProcess
+from .caching import cache_enabled, cache_scope, reset_step_cache
 from .checks import check_call, check_dub_mask, check_motion_size, check_output_type, signature_of_call
 from .components import ComponentsMixin
 from .conditioning import SamplingSettings, VideoConditioning, clip_generator, clip_noise
 from .dubbing import DubSource
 from .encoding import EncodingMixin
 from .family import ModelFamily, family, family_of
-from .guidance import branch_velocities, guide
+from .guidance import branch_velocities, guide, uses_uncond
 from .inpainting import RepaintBlend, latent_mask
 from .output import TalkVersePipelineOutput, postprocess_video
 from .scheduling import dub_schedule, set_schedule
@@ -131,10 +132,13 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
     def denoise_clip(self, latents: torch.Tensor, cond: VideoConditioning, clip: int, motion_latents, timesteps,
                      guidance_scale: float, cfg_batch: bool = True, callback_on_step_end=None,
                      callback_on_step_end_tensor_inputs=("latents",), progress: bool = True,
-                     blend=None) -> torch.Tensor:
+                     blend=None, cfg_truncation: float = 1.0) -> torch.Tensor:
         """Sample clip ``clip`` from ``latents`` [1, 48, F_lat, h, w] (noise, or the dubbing init) over ``timesteps``
         (the scheduler already set by :meth:`set_timesteps`). Returns fp32 latents. CFG: talkverse.pipelines.guidance.
         ``blend(x, sigma)``: masked dubbing (talkverse.pipelines.inpainting), applied after every step.
+        ``cfg_truncation``: the unconditional pass runs in the first ``cfg_truncation`` fraction of the steps only.
+        With a step cache on the transformer (talkverse.pipelines.caching) each CFG branch runs as its own pass with
+        its own cache state, and every state is reset before and after the clip.
         """
         tr = self.transformer
         dev, dtype = self.exec_device, next(tr.parameters()).dtype
@@ -151,16 +155,26 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
             uncond = {"encoder_hidden_states": ctx_null, "audio_embeds": tuple(e[1:] for e in emb)}
         else:
             branch = {"encoder_hidden_states": ctx, "audio_embeds": tr.encode_audio(audio)}
-        forward = lambda **kw: tr(**kw).sample  # noqa: E731
+        cfg_batch = cfg_batch and not cache_enabled(tr)  # a cache keeps one state per branch: one pass per branch
+        step = 0
+
+        def forward(name: str, **kw) -> torch.Tensor:
+            with cache_scope(tr, name, step, len(timesteps), kw["timestep"]):
+                return tr(**kw).sample
+
         x = latents.to(dev, torch.float32)
         bar = self.progress_bar(total=len(timesteps)) if progress else contextlib.nullcontext()
-        with bar as pbar:
+        reset_step_cache(tr)
+        with bar as pbar, contextlib.ExitStack() as done:
+            done.callback(reset_step_cache, tr)
             for i, t in enumerate(timesteps):
+                step = i
                 shared = {"hidden_states": x.to(dtype), "timestep": t.reshape(1).to(dev, torch.float32),
                           "ref_latents": ref, "motion_latents": motion}
                 if pose is not None:
                     shared["cond_states"] = pose
-                v_c, v_u = branch_velocities(forward, shared, branch, uncond, cfg_batch, self.parallel)
+                u = uncond if uses_uncond(i, len(timesteps), guidance_scale, cfg_truncation) else None
+                v_c, v_u = branch_velocities(forward, shared, branch, u, cfg_batch, self.parallel)
                 v = guide(v_c, v_u, guidance_scale)
                 x = self.scheduler.step(v, t, x, return_dict=False)[0]
                 if blend is not None:
@@ -201,8 +215,8 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                    prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
                    audio_features: torch.Tensor | None = None, sync_shift_frames: int | None = None,
                    start_from_ref: bool = False, first_clip_motion: str | None = None, cfg_batch: bool = True,
-                   dub_video: Iterable | None = None, dub_strength: float = 0.95, dub_ref: str = "first",
-                   dub_mask=None, pose_video: Iterable | None = None,
+                   cfg_truncation: float = 1.0, dub_video: Iterable | None = None, dub_strength: float = 0.95,
+                   dub_ref: str = "first", dub_mask=None, pose_video: Iterable | None = None,
                    callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",),
                    progress: bool = True) -> Iterator[torch.Tensor]:
         """The iterator form of ``__call__`` (same arguments): yields each clip's output frames [3, n, H, W]
@@ -226,7 +240,7 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
             settings = SamplingSettings(num_inference_steps, guidance_scale, cfg_batch,
                                         first_clip_motion or self.config.first_clip_motion, start_from_ref,
                                         dub_strength if frames_in is not None else None,
-                                        frames_in is not None and dub_mask is not None)
+                                        frames_in is not None and dub_mask is not None, cfg_truncation)
             check_motion_size(cond.height, cond.width, cond.plan.num_clips > 1 or start_from_ref
                               or settings.first_clip_motion != "drop", self.vae.config.scale_factor_spatial)
             if frames_in is not None:
@@ -290,7 +304,8 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
                 cond.ref_latents = par.share_tensor(cond.ref_latents if host else None, tuple(cond.ref_latents.shape))
             t1 = time.perf_counter()
             out = self.denoise_clip(x, cond, r, motion, timesteps, st.guidance_scale, st.cfg_batch, callback,
-                                    callback_inputs, progress=progress and host, blend=blend)
+                                    callback_inputs, progress=progress and host, blend=blend,
+                                    cfg_truncation=st.cfg_truncation)
             t2 = time.perf_counter()
             if not host:
                 continue
@@ -335,7 +350,12 @@ class TalkVersePipeline(ComponentsMixin, EncodingMixin, DiffusionPipeline):
             first_clip_motion: "drop" (the reference), "zeros" (19 zero latents, as in training) or "reference"
                 (the motion history before the video is the still portrait, encoded); None: the model's
                 ``config.first_clip_motion``.
-            cfg_batch: run both CFG branches as one batch of 2 (else two passes, less memory).
+            cfg_batch: run both CFG branches as one batch of 2 (else two passes, less memory). Ignored while a step
+                cache is enabled (``pipe.transformer.enable_cache``; talkverse.pipelines.caching): each branch then
+                runs as its own pass with its own cache state.
+            cfg_truncation: CFG truncation: the fraction of each clip's steps, from the first, that run the
+                unconditional pass (1.0, the default: every step; 0.5: the first half, then the conditional
+                velocity alone; 0: none). Saves (1 - cfg_truncation) of the unconditional DiT passes.
             dub_video: dubbing: the source frames at 25 fps (an iterable of HxWx3 uint8 arrays or PIL images,
                 consumed lazily) to regenerate talking ``audio``.
             dub_strength: dubbing noise strength in (0, 1].

@@ -225,7 +225,10 @@ def test_ctrl_c_during_a_clip_leaves_nothing(tmp_path):
     target = tmp_path / "out" / "talk.mp4"
     cmd = [sys.executable, "-m", "talkverse.cli.generate", "--audio", str(demo_speech()), "--sample_steps", "400",
            "--save_file", str(target)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored: restore the
+    # default so the child gets KeyboardInterrupt however the test run itself was launched.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = target.with_name(".talk.partial.mp4")
     deadline = time.time() + 240
     while not partial.exists() and time.time() < deadline and proc.poll() is None:

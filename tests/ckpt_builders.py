@@ -30,10 +30,9 @@ def original_state(model) -> dict[str, torch.Tensor]:
     return {diffusers_to_original(k): v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
 
-def write_original_base(model, folder: Path, shards: int = 3) -> Path:
-    """Wan2.2-TI2V-5B layout: sharded ``diffusion_pytorch_model-0000k-of-0000n.safetensors`` + index + config.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sd = {k: v for k, v in original_state(model).items() if not is_new_module_key(k)}
+def write_shards(sd: dict, folder: Path, shards: int) -> None:
+    """``sd`` split into ``diffusion_pytorch_model-0000k-of-0000n.safetensors`` files + their index, as the original
+    Wan2.2 folders ship."""
     keys = list(sd)
     per = -(-len(keys) // shards)
     weight_map = {}
@@ -44,6 +43,12 @@ def write_original_base(model, folder: Path, shards: int = 3) -> Path:
         weight_map.update({k: name for k in chunk})
     (folder / "diffusion_pytorch_model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+
+
+def write_original_base(model, folder: Path, shards: int = 3) -> Path:
+    """Wan2.2-TI2V-5B layout: sharded ``diffusion_pytorch_model-0000k-of-0000n.safetensors`` + index + config.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_shards({k: v for k, v in original_state(model).items() if not is_new_module_key(k)}, folder, shards)
     c = model.config
     (folder / "config.json").write_text(json.dumps({
         "_class_name": "WanModel", "dim": c.num_attention_heads * c.attention_head_dim, "eps": c.eps,
@@ -164,17 +169,7 @@ def write_original_s2v14b(pipe, root: Path, shards: int = 3) -> Path:
     from talkverse.testing.tiny import tiny_tokenizer
 
     root.mkdir(parents=True, exist_ok=True)
-    sd = original_state(pipe.transformer)
-    keys = list(sd)
-    per = -(-len(keys) // shards)
-    weight_map = {}
-    for s in range(shards):
-        name = f"diffusion_pytorch_model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        chunk = {k: sd[k] for k in keys[s * per:(s + 1) * per]}
-        save_file(chunk, root / name, metadata={"format": "pt"})
-        weight_map.update({k: name for k in chunk})
-    (root / "diffusion_pytorch_model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    write_shards(original_state(pipe.transformer), root, shards)
     c = pipe.transformer.config
     (root / "config.json").write_text(json.dumps({
         "_class_name": "WanModel_S2V", "dim": c.num_attention_heads * c.attention_head_dim, "ffn_dim": c.ffn_dim,

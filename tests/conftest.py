@@ -10,11 +10,16 @@ SHARED = REPO.parent / "shared"
 PARITY = SHARED / "reference" / "parity"
 
 
+def _fixtures(folder: Path, what: str) -> Path:
+    """The parity fixtures folder; its absence (a checkout without ../shared) is the one accepted skip."""
+    if not folder.is_dir():
+        pytest.skip(f"{what} parity fixtures not present at {folder} (../shared/reference/{folder.name})")
+    return folder
+
+
 @pytest.fixture
 def parity_dir() -> Path:
-    if not PARITY.is_dir():
-        pytest.skip(f"parity fixtures not present at {PARITY} (../shared/reference/parity)")
-    return PARITY
+    return _fixtures(PARITY, "TalkVerse-5B")
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +40,4 @@ PARITY_S2V14B = SHARED / "reference" / "parity_s2v14b"
 
 @pytest.fixture
 def parity14_dir() -> Path:
-    if not PARITY_S2V14B.is_dir():
-        pytest.skip(f"S2V-14B parity fixtures not present at {PARITY_S2V14B} (../shared/reference/parity_s2v14b)")
-    return PARITY_S2V14B
+    return _fixtures(PARITY_S2V14B, "S2V-14B")
